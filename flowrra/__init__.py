@@ -1,0 +1,63 @@
+"""flowrra: an asyncio task queue in the spirit of Celery, at home in Jupyter.
+
+Usage::
+
+    from flowrra import Flowrra
+
+    app = Flowrra()
+
+    @app.task()
+    async def fetch(url: str) -> int: ...
+
+    @app.task(cpu_bound=True)
+    def crunch(n: int) -> int:
+        return sum(i * i for i in range(n))
+
+    async def main() -> None:
+        async with app:
+            task_id = await app.submit(fetch, "https://example.org")
+            print((await app.wait_for_result(task_id)).result)
+
+In a notebook, ``%load_ext flowrra`` adds the ``%flowrra`` magics and a live task table.
+"""
+
+from flowrra.app import Flowrra
+from flowrra.config import BackendConfig, BrokerConfig, Config, ExecutorConfig, SchedulerConfig
+from flowrra.events import EventBus
+from flowrra.exceptions import (
+    BackendError,
+    BrokerError,
+    ConfigError,
+    ExecutorNotRunningError,
+    FlowrraError,
+    TaskNotFoundError,
+    TaskTimeoutError,
+)
+from flowrra.executors import CPUExecutor, IOExecutor
+from flowrra.registry import TaskRegistry
+from flowrra.task import Task, TaskResult, TaskStatus
+
+__version__ = "0.2.0.dev0"
+
+__all__ = [
+    "BackendConfig",
+    "BackendError",
+    "BrokerConfig",
+    "BrokerError",
+    "CPUExecutor",
+    "Config",
+    "ConfigError",
+    "EventBus",
+    "ExecutorConfig",
+    "ExecutorNotRunningError",
+    "Flowrra",
+    "FlowrraError",
+    "IOExecutor",
+    "SchedulerConfig",
+    "Task",
+    "TaskNotFoundError",
+    "TaskRegistry",
+    "TaskResult",
+    "TaskStatus",
+    "TaskTimeoutError",
+]

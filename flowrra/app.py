@@ -1,0 +1,376 @@
+"""The app: one registry, an IO and a CPU executor, one result backend, one event bus."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self, TypeVar
+
+from flowrra.config import BackendConfig, BrokerConfig, Config
+from flowrra.events import EventBus, event_bus
+from flowrra.exceptions import ExecutorNotRunningError, InvalidTaskError
+from flowrra.executors.base import BaseTaskExecutor, SubmitOptions
+from flowrra.executors.cpu import CPUExecutor
+from flowrra.executors.io import IOExecutor
+from flowrra.home_loop import on_home_loop
+from flowrra.registry import TaskRegistry, TaskSpec
+from flowrra.task import TaskResult, TaskStatus
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["Flowrra"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_TASK_OPTIONS = ("max_retries", "retry_delay", "timeout")
+_NOT_RUNNING = "The Flowrra app is not running. Call 'await app.start()' or use 'async with app:'."
+
+
+class Flowrra:
+    """Unified Flowrra application: register tasks, submit them, wait for results.
+
+    IO-bound tasks (``async def``) run on the event loop; CPU-bound tasks
+    (``cpu_bound=True``, plain ``def``) run in a pool of worker processes. Both share
+    one registry, one result backend (in-memory by default) and one event bus
+    (``app.events``).
+
+    Usage::
+
+        app = Flowrra()                      # or Flowrra.from_urls(...) / Flowrra(config)
+
+        @app.task(max_retries=2)
+        async def fetch(url: str) -> int: ...
+
+        @app.task(cpu_bound=True)
+        def crunch(n: int) -> int:
+            return sum(i * i for i in range(n))
+
+        async with app:
+            task_id = await app.submit(fetch, "https://example.org")
+            record = await app.wait_for_result(task_id, timeout=10)
+            ids = await app.map(crunch, [10_000, 20_000])
+    """
+
+    def __init__(self, config: Config | None = None) -> None:
+        """Create an app from ``config`` (default: in-memory queue and results)."""
+        self._config = config if config is not None else Config()
+        self._registry = TaskRegistry(strict_cpu_checks=False)
+        self.events = EventBus()
+        self.events._forward = event_bus
+        self._backend = self._config.create_backend()
+        shared = {"backend": self._backend, "events": self.events}
+        self._io_executor = IOExecutor(self._config, self._registry, **shared)  # type: ignore[arg-type]
+        self._cpu_executor = CPUExecutor(self._config, self._registry, **shared)  # type: ignore[arg-type]
+        self._scheduler: Any = None
+        self._running = False
+        self._home_loop: asyncio.AbstractEventLoop | None = None
+
+    @classmethod
+    def from_urls(cls, broker: str | None = None, backend: str | None = None) -> Flowrra:
+        """Create an app from connection URLs.
+
+        Args:
+            broker: Broker URL (None: the in-memory queue).
+            backend: Result backend URL (None: in-memory results).
+        """
+        return cls(
+            Config(
+                broker=BrokerConfig(url=broker) if broker else None,
+                backend=BackendConfig(url=backend) if backend else None,
+            )
+        )
+
+    # ------------------------------------------------------------- properties
+    @property
+    def config(self) -> Config:
+        """The app's configuration."""
+        return self._config
+
+    @property
+    def is_running(self) -> bool:
+        """True between :meth:`start` and :meth:`stop`."""
+        return self._running
+
+    @property
+    def registry(self) -> TaskRegistry:
+        """The task registry both executors share."""
+        return self._registry
+
+    @property
+    def scheduler(self) -> Any:
+        """The scheduler made by ``create_scheduler()``, or None."""
+        return self._scheduler
+
+    @property
+    def results_backend(self) -> Any:
+        """The result backend the app stores records in."""
+        return self._backend
+
+    @property
+    def io_executor(self) -> IOExecutor:
+        """The executor of IO-bound (``async def``) tasks."""
+        return self._io_executor
+
+    @property
+    def cpu_executor(self) -> CPUExecutor:
+        """The executor of CPU-bound tasks (worker processes)."""
+        return self._cpu_executor
+
+    # ----------------------------------------------------------- registration
+    def task(self, name: str | None = None, cpu_bound: bool = False, **kwargs: Any
+             ) -> Callable[[F], F]:  # fmt: skip
+        """Register a task with automatic executor routing.
+
+        Args:
+            name: Task name (defaults to the function's name).
+            cpu_bound: True runs the (sync) function in a worker process; False (the
+                default) awaits the ``async def`` function on the event loop.
+            **kwargs: ``max_retries`` (further attempts after a failure; default from
+                ``ExecutorConfig.max_retries``), ``retry_delay`` (seconds before the first
+                retry, doubling each time; default ``ExecutorConfig.retry_delay``),
+                ``timeout`` (seconds an attempt may run).
+
+        Returns:
+            A decorator that registers the function and returns it unchanged.
+        """
+        unknown = set(kwargs) - set(_TASK_OPTIONS)
+        if unknown:
+            raise InvalidTaskError(
+                f"Unknown task option(s): {', '.join(sorted(unknown))}. "
+                f"@app.task() takes name, cpu_bound, {', '.join(_TASK_OPTIONS)}"
+            )
+        executor = self._config.executor
+        options = {
+            "max_retries": kwargs.get("max_retries", executor.max_retries),
+            "retry_delay": kwargs.get("retry_delay", executor.retry_delay),
+            "timeout": kwargs.get("timeout"),
+        }
+
+        def decorator(func: F) -> F:
+            self._registry.register(func, name=name, cpu_bound=cpu_bound, **options)
+            return func
+
+        return decorator
+
+    def _route(self, task: Callable[..., Any] | str) -> tuple[BaseTaskExecutor, TaskSpec]:
+        spec = self._io_executor._spec_for(task)
+        return (self._cpu_executor if spec.cpu_bound else self._io_executor), spec
+
+    def _check_running(self) -> None:
+        if not self._running:
+            raise ExecutorNotRunningError(_NOT_RUNNING)
+
+    # ------------------------------------------------------------- submission
+    @on_home_loop
+    async def submit(self, task_func: Callable[..., Any] | str, *args: Any, priority: int = 0,
+                     **kwargs: Any) -> str:  # fmt: skip
+        """Submit a task for execution.
+
+        Args:
+            task_func: The registered task function, or its registered name.
+            *args: Positional arguments for the task.
+            priority: Lower numbers run first; equal priorities run first-in first-out.
+            **kwargs: Keyword arguments for the task.
+
+        Returns:
+            The task id. For per-submit options (``countdown``, ``eta``, ``timeout``,
+            retries) use :meth:`apply`, whose options can never clash with the task's
+            own parameter names.
+        """
+        if not self._running:
+            raise ExecutorNotRunningError(_NOT_RUNNING)
+        executor, spec = self._route(task_func)
+        task = executor.enqueue(spec, args, kwargs, priority)
+        if task is not None:
+            return task.id
+        return await executor.submit_spec(spec, args, kwargs, priority)
+
+    @on_home_loop
+    async def apply(
+        self,
+        task_func: Callable[..., Any] | str,
+        args: Iterable[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+        *,
+        priority: int = 0,
+        countdown: float | timedelta | None = None,
+        eta: datetime | None = None,
+        max_retries: int | None = None,
+        retry_delay: float | timedelta | None = None,
+        timeout: float | timedelta | None = None,
+    ) -> str:
+        """Submit a task with per-submit options; return its id.
+
+        The task's own arguments go in ``args`` and ``kwargs``, so a task may take
+        parameters called ``timeout`` or ``priority`` of its own.
+
+        Args:
+            priority: Lower numbers run first.
+            countdown: Seconds (or a timedelta) to wait before the task may run.
+            eta: The time (a datetime; naive means local) before which it may not run.
+            max_retries: Further attempts after a failure, instead of the task's default.
+            retry_delay: Seconds before the first retry, instead of the task's default.
+            timeout: Seconds an attempt may run, instead of the task's default.
+        """
+        self._check_running()
+        options = SubmitOptions(
+            priority=priority,
+            countdown=countdown,  # type: ignore[arg-type]
+            eta=eta,
+            max_retries=max_retries,
+            retry_delay=retry_delay,  # type: ignore[arg-type]
+            timeout=timeout,  # type: ignore[arg-type]
+        )
+        executor, spec = self._route(task_func)
+        return await executor.submit_with(spec, tuple(args), dict(kwargs or {}), options)
+
+    @on_home_loop
+    async def map(self, task_func: Callable[..., Any] | str, iterable: Iterable[Any], *,
+                  priority: int = 0) -> list[str]:  # fmt: skip
+        """Submit one task per item (each item is the single argument); return the ids."""
+        self._check_running()
+        executor, spec = self._route(task_func)
+        return await executor.submit_many(spec, ((item,) for item in iterable), priority)
+
+    @on_home_loop
+    async def starmap(self, task_func: Callable[..., Any] | str,
+                      iterable: Iterable[Iterable[Any]], *, priority: int = 0) -> list[str]:  # fmt: skip
+        """Submit one task per item (each item unpacked as the arguments); return the ids."""
+        self._check_running()
+        executor, spec = self._route(task_func)
+        return await executor.submit_many(spec, (tuple(item) for item in iterable), priority)
+
+    @on_home_loop
+    async def cancel(self, task_id: str) -> bool:
+        """Cancel a task: a pending one never runs, a running one is stopped.
+
+        Returns True once the record is CANCELLED; False when the task had already
+        finished (or is unknown).
+        """
+        for executor in (self._io_executor, self._cpu_executor):
+            if task_id in executor._active:
+                return await executor.cancel(task_id)
+        return False
+
+    # ---------------------------------------------------------------- results
+    @on_home_loop
+    async def wait_for_result(self, task_id: str, timeout: float | None = None) -> TaskResult:
+        """Wait for a task to complete and return its record.
+
+        Wakes on completion, without polling.
+
+        Args:
+            task_id: The id :meth:`submit` returned.
+            timeout: Seconds to wait at most (None waits for ever).
+
+        Raises:
+            TaskTimeoutError: The task did not finish in time (also a ``TimeoutError``);
+                the task goes on running.
+            UnknownTaskIdError: The app has no record of ``task_id``.
+        """
+        return await self._backend.wait_for(task_id, timeout)
+
+    @on_home_loop
+    async def get_result(self, task_id: str) -> TaskResult | None:
+        """The record of a task as it is now, or None for an unknown id."""
+        return await self._backend.get(task_id)
+
+    @on_home_loop
+    async def list_results(
+        self,
+        status: TaskStatus | str | None = None,
+        task_name: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[TaskResult]:
+        """Task records, newest submitted first, filtered by status and task name."""
+        return await self._backend.list_results(
+            status=TaskStatus(status) if status is not None else None,
+            task_name=task_name,
+            limit=limit,
+            offset=offset,
+        )
+
+    async def results_frame(
+        self,
+        status: TaskStatus | str | None = None,
+        task_name: str | None = None,
+        limit: int | None = None,
+    ) -> pd.DataFrame:
+        """Task records as a pandas DataFrame, one row per task, newest first.
+
+        Columns: task_id, task_name, status (categorical), result, error, submitted_at,
+        started_at, finished_at (aware datetimes), duration (timedelta), retries,
+        priority, args, kwargs. Needs the ``notebook`` extra (pandas).
+        """
+        from flowrra.frames import results_frame
+
+        return results_frame(await self.list_results(status, task_name, limit))
+
+    # -------------------------------------------------------------- lifecycle
+    @on_home_loop
+    async def start(self) -> None:
+        """Start the executors (and the scheduler, if one was created). Idempotent."""
+        if self._running:
+            return
+        self._home_loop = asyncio.get_running_loop()
+        await self._io_executor.start()
+        await self._cpu_executor.start()
+        try:
+            if self._scheduler is not None:
+                await self._scheduler.start()
+        except BaseException:
+            await self._io_executor.stop(wait=False)
+            await self._cpu_executor.stop(wait=False)
+            raise
+        self._running = True
+
+    @on_home_loop
+    async def stop(self, wait: bool = True, timeout: float | None = 30.0) -> None:
+        """Stop the app: intake stops at once.
+
+        Args:
+            wait: True lets queued and running tasks finish (for up to ``timeout``
+                seconds overall); False cancels them at once.
+            timeout: Seconds to wait for them; what is left is then cancelled. No record
+                stays PENDING or RUNNING.
+        """
+        if not self._running:
+            return
+        self._running = False
+        if self._scheduler is not None:
+            await self._scheduler.stop()
+        await asyncio.gather(
+            self._io_executor.stop(wait, timeout), self._cpu_executor.stop(wait, timeout)
+        )
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    # ------------------------------------------------------------------ reprs
+    def _status_line(self) -> str:
+        state = "running" if self._running else "stopped"
+        return (
+            f"{state}, {len(self._registry)} task(s), io_workers="
+            f"{self._config.executor.io_workers}, cpu_workers={self._config.executor.cpu_workers}"
+        )
+
+    def __repr__(self) -> str:
+        return f"<Flowrra {self._status_line()}>"
+
+    def _repr_html_(self) -> str:
+        return f"<b>Flowrra</b> {html.escape(self._status_line())}"
+

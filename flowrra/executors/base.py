@@ -1,0 +1,564 @@
+"""The executor core: submission, the worker loop, retries, timeouts, cancel and stop.
+
+:class:`BaseTaskExecutor` does the bookkeeping every executor shares (records, events,
+retries with backoff, cancellation, draining); a subclass says only how one attempt runs
+(:meth:`BaseTaskExecutor._call`): :class:`~flowrra.executors.io.IOExecutor` awaits the
+coroutine on the loop, :class:`~flowrra.executors.cpu.CPUExecutor` sends it to a
+process pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import traceback
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Self
+
+from flowrra.backends.base import BaseResultBackend
+from flowrra.brokers.memory import InMemoryBroker
+from flowrra.clock import as_seconds, ensure_aware, utcnow
+from flowrra.config import Config
+from flowrra.events import EventBus, event_bus
+from flowrra.exceptions import (
+    BrokerError,
+    ConfigError,
+    ExecutorNotRunningError,
+    TaskNotFoundError,
+)
+from flowrra.registry import TaskRegistry, TaskSpec, task_name_of
+from flowrra.task import Task, TaskResult, TaskStatus, new_task_id
+
+__all__ = ["BaseTaskExecutor", "SubmitOptions"]
+
+logger = logging.getLogger("flowrra.executor")
+
+_PENDING = TaskStatus.PENDING
+_RUNNING = TaskStatus.RUNNING
+_SUCCESS = TaskStatus.SUCCESS
+_EVENT_OF = {
+    TaskStatus.SUCCESS: "task.succeeded",
+    TaskStatus.FAILED: "task.failed",
+    TaskStatus.CANCELLED: "task.cancelled",
+}
+
+
+class SubmitOptions:
+    """Per-submit options, checked once: ``priority``, ``countdown`` (seconds) or ``eta``
+    (datetime), ``max_retries``, ``retry_delay`` and ``timeout`` (seconds)."""
+
+    __slots__ = ("countdown", "eta", "max_retries", "priority", "retry_delay", "timeout")
+
+    def __init__(
+        self,
+        *,
+        priority: int = 0,
+        countdown: float | None = None,
+        eta: datetime | None = None,
+        max_retries: int | None = None,
+        retry_delay: float | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        """Validate and keep the options; see the class docstring."""
+        if isinstance(priority, bool) or not isinstance(priority, int):
+            raise ConfigError(f"priority must be a whole number, got {priority!r}")
+        if countdown is not None and eta is not None:
+            raise ConfigError("Give countdown or eta, not both")
+        if countdown is not None and as_seconds(countdown, "countdown") < 0:
+            raise ConfigError(f"countdown must be >= 0 seconds, got {countdown!r}")
+        if eta is not None and not isinstance(eta, datetime):
+            raise ConfigError(f"eta must be a datetime, got {type(eta).__name__}")
+        if max_retries is not None and (
+            isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0
+        ):
+            raise ConfigError(f"max_retries must be a whole number >= 0, got {max_retries!r}")
+        if retry_delay is not None and as_seconds(retry_delay, "retry_delay") < 0:
+            raise ConfigError(f"retry_delay must be >= 0 seconds, got {retry_delay!r}")
+        if timeout is not None and as_seconds(timeout, "timeout") <= 0:
+            raise ConfigError(f"timeout must be > 0 seconds, got {timeout!r}")
+        self.priority = priority
+        self.countdown = None if countdown is None else as_seconds(countdown, "countdown")
+        self.eta = None if eta is None else ensure_aware(eta)
+        self.max_retries = max_retries
+        self.retry_delay = None if retry_delay is None else as_seconds(retry_delay, "retry_delay")
+        self.timeout = None if timeout is None else as_seconds(timeout, "timeout")
+
+    def delay(self) -> float:
+        """Seconds to hold the task back before it may run (0 for now)."""
+        if self.countdown is not None:
+            return self.countdown
+        if self.eta is not None:
+            return max(0.0, (self.eta - utcnow()).total_seconds())
+        return 0.0
+
+
+class BaseTaskExecutor(ABC):
+    """Runs registered tasks with ``workers`` concurrent workers on the event loop.
+
+    Public attributes: ``registry`` (the :class:`~flowrra.registry.TaskRegistry`),
+    ``results`` (the result backend), ``events`` (the :class:`~flowrra.events.EventBus`)
+    and ``broker`` (None: the in-memory queue).
+    """
+
+    #: "io" or "cpu": which tasks this executor runs.
+    kind: str = "io"
+
+    def __init__(
+        self,
+        config: Config | None = None,
+        registry: TaskRegistry | None = None,
+        queue_suffix: str = "",
+        *,
+        backend: BaseResultBackend | None = None,
+        events: EventBus | None = None,
+    ) -> None:
+        """Create an executor from ``config`` (default ``Config()``).
+
+        ``backend`` and ``events`` let an app share one result backend and one event
+        bus between its executors; by default each executor makes its own.
+        """
+        self._config = config if config is not None else Config()
+        self.registry = registry if registry is not None else TaskRegistry()
+        self.results = backend if backend is not None else self._config.create_backend()
+        self.broker = self._config.create_broker(queue_suffix)
+        if self.broker is not None:
+            raise BrokerError(
+                f"{type(self.broker).__name__} cannot drive this executor yet: the Redis "
+                "broker path is not part of this build. Leave Config.broker unset to use "
+                "the in-memory queue."
+            )
+        self._queue = InMemoryBroker(maxsize=self._config.executor.max_queue_size)
+        if events is None:
+            events = EventBus()
+            events._forward = event_bus
+        self.events = events
+        self._store_now: Callable[[str, TaskResult], None] | None = getattr(
+            self.results, "store_nowait", None
+        )
+        self._workers: list[asyncio.Task[None]] = []
+        self._running = False
+        self._active: dict[str, TaskResult] = {}
+        self._in_body: dict[str, asyncio.Task[Any]] = {}
+        self._cancel_requested: set[str] = set()
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._drained: asyncio.Event | None = None
+        self._home_loop: asyncio.AbstractEventLoop | None = None
+
+    # ----------------------------------------------------------------- properties
+    @property
+    def is_running(self) -> bool:
+        """True between :meth:`start` and :meth:`stop`."""
+        return self._running
+
+    @property
+    def worker_count(self) -> int:
+        """How many tasks this executor runs at once."""
+        return self._config.executor.io_workers
+
+    def is_broker(self) -> bool:
+        """True when tasks queue in an external broker rather than in memory."""
+        return self.broker is not None
+
+    def queue_size(self) -> int:
+        """Tasks queued and waiting for a worker."""
+        return self._queue.qsize()
+
+    def active_count(self) -> int:
+        """Tasks submitted and not yet finished (queued, delayed, retrying or running)."""
+        return len(self._active)
+
+    # ------------------------------------------------------------- registration
+    def task(
+        self,
+        name: str | None = None,
+        max_retries: int = 3,
+        retry_delay: float = 1.0,
+        *,
+        timeout: float | None = None,
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Register a task of this executor's kind (see :meth:`TaskRegistry.task`)."""
+        return self.registry.task(
+            name,
+            cpu_bound=self.kind == "cpu",
+            max_retries=max_retries,
+            retry_delay=retry_delay,
+            timeout=timeout,
+        )
+
+    def _spec_for(self, task: Callable[..., Any] | str) -> TaskSpec:
+        name = task if isinstance(task, str) else task_name_of(task)
+        spec = self.registry._specs.get(name)
+        if spec is None or (not isinstance(task, str) and spec.func is not task):
+            raise TaskNotFoundError(name)
+        return spec
+
+    # --------------------------------------------------------------- submission
+    async def submit(self, task_func: Callable[..., Any] | str, *args: Any, priority: int = 0,
+                     **kwargs: Any) -> str:  # fmt: skip
+        """Submit a registered task (function or name) and return its id."""
+        task = self.enqueue(self._spec_for(task_func), args, kwargs, priority)
+        if task is not None:
+            return task.id
+        return await self.submit_spec(self._spec_for(task_func), args, kwargs, priority)
+
+    def enqueue(self, spec: TaskSpec, args: tuple, kwargs: dict, priority: int = 0
+                ) -> Task | None:  # fmt: skip
+        """Queue ``spec`` now if there is room and return its task; None if the queue is
+        full (then await :meth:`submit_spec`, which waits for room)."""
+        if not self._running:
+            raise ExecutorNotRunningError()
+        queue = self._queue
+        if queue.full():
+            return None
+        if priority and (isinstance(priority, bool) or not isinstance(priority, int)):
+            raise ConfigError(f"priority must be a whole number, got {priority!r}")
+        task = self._prepare(spec, args, kwargs, priority, None)
+        queue.push_nowait(task)
+        return task
+
+    async def submit_spec(self, spec: TaskSpec, args: tuple, kwargs: dict, priority: int = 0
+                          ) -> str:  # fmt: skip
+        """Submit ``spec`` with its default options, waiting for room; return the id."""
+        task = self.enqueue(spec, args, kwargs, priority)
+        if task is None:
+            task = self._prepare(spec, args, kwargs, priority, None)
+            await self._queue.push(task)
+        return task.id
+
+    async def submit_with(
+        self,
+        spec: TaskSpec,
+        args: tuple,
+        kwargs: dict,
+        options: SubmitOptions,
+    ) -> str:
+        """Submit ``spec`` with per-submit :class:`SubmitOptions`; return the id."""
+        if not self._running:
+            raise ExecutorNotRunningError()
+        task = self._prepare(spec, args, kwargs, options.priority, options)
+        delay = options.delay()
+        if delay > 0:
+            self._hold(task, delay)
+        else:
+            await self._queue.push(task)
+        return task.id
+
+    async def submit_many(self, spec: TaskSpec, arg_tuples: Iterable[tuple], priority: int = 0
+                          ) -> list[str]:  # fmt: skip
+        """Submit one task per argument tuple; return their ids in order."""
+        ids: list[str] = []
+        enqueue = self.enqueue
+        for args in arg_tuples:
+            task = enqueue(spec, args, {}, priority)
+            ids.append(task.id if task is not None else await self.submit_spec(spec, args, {}, priority))
+        return ids
+
+    def _prepare(
+        self,
+        spec: TaskSpec,
+        args: tuple,
+        kwargs: dict,
+        priority: int,
+        options: SubmitOptions | None,
+    ) -> Task:
+        task_id = new_task_id()
+        name = spec.name
+        if options is None:
+            task = Task(task_id, name, args, kwargs, spec.max_retries, spec.retry_delay, 0,
+                        priority, spec.cpu_bound, spec.timeout)  # fmt: skip
+        else:
+            task = Task(
+                task_id,
+                name,
+                args,
+                kwargs,
+                spec.max_retries if options.max_retries is None else options.max_retries,
+                spec.retry_delay if options.retry_delay is None else options.retry_delay,
+                0,
+                priority,
+                spec.cpu_bound,
+                spec.timeout if options.timeout is None else options.timeout,
+                options.eta,
+            )
+        record = TaskResult(task_id, _PENDING, name, None, None, utcnow(), None, None, 0,
+                            args, kwargs, priority)  # fmt: skip
+        self._active[task_id] = record
+        self._save_sync(record)
+        self.events.publish("task.submitted", record)
+        return task
+
+    def _hold(self, task: Task, delay: float) -> None:
+        """Queue ``task`` after ``delay`` seconds, holding no worker meanwhile."""
+        loop = asyncio.get_running_loop()
+        self._timers[task.id] = loop.call_later(delay, self._release, task)
+
+    def _release(self, task: Task) -> None:
+        self._timers.pop(task.id, None)
+        if task.id in self._active:
+            self._queue.push_nowait(task)
+
+    # ------------------------------------------------------------------ storage
+    def _save_sync(self, record: TaskResult) -> None:
+        if self._store_now is not None:
+            self._store_now(record.task_id, record)
+        else:
+            # an async backend: the write goes out in order on the loop
+            task = asyncio.ensure_future(self.results.store(record.task_id, record))
+            task.add_done_callback(_log_store_error)
+
+    async def _save(self, record: TaskResult) -> None:
+        if self._store_now is not None:
+            self._store_now(record.task_id, record)
+        else:
+            await self.results.store(record.task_id, record)
+
+    def _settle(self, record: TaskResult, status: TaskStatus, result: Any,
+                exc: BaseException | None, message: str | None) -> None:  # fmt: skip
+        """Mark ``record`` final in memory; the caller then saves it and calls
+        :meth:`_announce`."""
+        record.status = status
+        record.result = result
+        record.finished_at = utcnow()
+        if exc is not None:
+            record.error = message or str(exc) or repr(exc)
+            record.error_type = _error_type(exc)
+            record.traceback = getattr(exc, "remote_traceback", None) or "".join(
+                traceback.format_exception(exc)
+            )
+        elif message is not None:
+            record.error = message
+        del self._active[record.task_id]
+
+    def _announce(self, record: TaskResult) -> None:
+        self.events.publish(_EVENT_OF[record.status], record)
+        if self._drained is not None and not self._active:
+            self._drained.set()
+
+    async def _finish(self, record: TaskResult, status: TaskStatus, result: Any = None,
+                      exc: BaseException | None = None, message: str | None = None) -> None:  # fmt: skip
+        self._settle(record, status, result, exc, message)
+        await self._save(record)
+        self._announce(record)
+
+    # ------------------------------------------------------------------ workers
+    @abstractmethod
+    def _call(self, task: Task, spec: TaskSpec) -> Awaitable[Any]:
+        """Start one attempt of ``task`` and return an awaitable of its value."""
+
+    async def _worker(self) -> None:
+        pop = self._queue.pop
+        active = self._active
+        while True:
+            task = await pop()
+            if task is None:
+                return
+            record = active.get(task.id)
+            if record is None:  # cancelled while it waited
+                continue
+            try:
+                await self._execute(task, record)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("Internal error while running task %s (%s)", task.id, task.name)
+
+    async def _execute(self, task: Task, record: TaskResult) -> None:
+        spec = self.registry._specs.get(task.name)
+        store_now = self._store_now
+        record.status = _RUNNING
+        record.started_at = utcnow()
+        record.finished_at = None
+        record.retries = task.current_retry
+        if store_now is not None:
+            store_now(record.task_id, record)
+        else:
+            await self.results.store(record.task_id, record)
+        self.events.publish("task.started", record)
+        me = asyncio.current_task()
+        assert me is not None
+        self._in_body[task.id] = me
+        scope: asyncio.Timeout | None = None
+        try:
+            if spec is None:
+                raise TaskNotFoundError(task.name)
+            if task.timeout is None:
+                value = await self._call(task, spec)
+            else:
+                async with asyncio.timeout(task.timeout) as scope:
+                    value = await self._call(task, spec)
+        except asyncio.CancelledError:
+            del self._in_body[task.id]
+            if task.id not in self._cancel_requested:
+                raise  # the executor is stopping: stop() settles the record
+            self._cancel_requested.discard(task.id)
+            me.uncancel()
+            await self._finish(record, TaskStatus.CANCELLED, message="Task was cancelled")
+            return
+        except Exception as exc:
+            del self._in_body[task.id]
+            if scope is not None and scope.expired():
+                await self._timed_out(task, record, exc)
+            else:
+                await self._failed(task, record, exc)
+            return
+        del self._in_body[task.id]
+        if self._cancel_requested and task.id in self._cancel_requested:
+            self._cancel_requested.discard(task.id)  # the body swallowed the cancellation
+            me.uncancel()
+            await self._finish(record, TaskStatus.CANCELLED, message="Task was cancelled")
+            return
+        self._settle(record, _SUCCESS, value, None, None)
+        if store_now is not None:
+            store_now(record.task_id, record)
+        else:
+            await self.results.store(record.task_id, record)
+        self._announce(record)
+
+    async def _timed_out(self, task: Task, record: TaskResult, exc: BaseException) -> None:
+        await self._finish(
+            record,
+            TaskStatus.FAILED,
+            exc=exc,
+            message=f"Task '{task.name}' exceeded its timeout of {task.timeout}s and was stopped",
+        )
+
+    async def _failed(self, task: Task, record: TaskResult, exc: BaseException) -> None:
+        if task.current_retry >= task.max_retries:
+            await self._finish(record, TaskStatus.FAILED, exc=exc)
+            return
+        task.current_retry += 1
+        record.status = TaskStatus.RETRYING
+        record.retries = task.current_retry
+        record.error = str(exc) or repr(exc)
+        record.error_type = _error_type(exc)
+        await self._save(record)
+        self.events.publish("task.retrying", record)
+        delay = self.retry_delay_for(task)
+        logger.warning(
+            "Task %s (%s) failed (%s: %s); retry %d/%d in %.3gs",
+            task.name, task.id, record.error_type, record.error,
+            task.current_retry, task.max_retries, delay,
+        )  # fmt: skip
+        if delay > 0:
+            self._hold(task, delay)
+        else:
+            self._queue.push_nowait(task)
+
+    def retry_delay_for(self, task: Task) -> float:
+        """Backoff before retry number ``task.current_retry`` (1-based):
+        ``retry_delay * 2**(n-1)``, capped at ``max_retry_delay``, with optional jitter."""
+        cfg = self._config.executor
+        delay = min(task.retry_delay * 2 ** (task.current_retry - 1), cfg.max_retry_delay)
+        if cfg.retry_jitter and delay > 0:
+            delay = random.uniform(delay / 2, delay)
+        return delay
+
+    # ------------------------------------------------------------------- cancel
+    async def cancel(self, task_id: str) -> bool:
+        """Cancel ``task_id``: a queued or delayed task never runs, a running one is
+        stopped. Returns True once the record is CANCELLED, False if the task had
+        already finished or is unknown."""
+        record = self._active.get(task_id)
+        if record is None:
+            return False
+        worker = self._in_body.get(task_id)
+        if worker is not None:
+            self._cancel_requested.add(task_id)
+            worker.cancel()
+            record = await self.results.wait_for(task_id, None)
+            return record.status is TaskStatus.CANCELLED
+        timer = self._timers.pop(task_id, None)
+        if timer is not None:
+            timer.cancel()
+        else:
+            self._queue.remove(task_id)
+        await self._finish(record, TaskStatus.CANCELLED, message="Task was cancelled before it ran")
+        return True
+
+    # ---------------------------------------------------------------- lifecycle
+    async def start(self) -> None:
+        """Start the workers (idempotent)."""
+        if self._running:
+            return
+        loop = asyncio.get_running_loop()
+        self._home_loop = loop
+        self._queue.reopen()
+        self._running = True
+        self._workers = [loop.create_task(self._worker()) for _ in range(self.worker_count)]
+
+    async def stop(self, wait: bool = True, timeout: float | None = 30.0) -> None:
+        """Stop taking tasks; with ``wait``, let queued and running ones finish for up to
+        ``timeout`` seconds; then cancel what is left. No record stays PENDING or
+        RUNNING."""
+        if not self._running:
+            return
+        self._running = False
+        if wait and self._active:
+            self._drained = asyncio.Event()
+            try:
+                async with asyncio.timeout(timeout):
+                    await self._drained.wait()
+            except TimeoutError:
+                logger.warning(
+                    "%s: %d task(s) still unfinished after %ss; cancelling them",
+                    type(self).__name__, len(self._active), timeout,
+                )  # fmt: skip
+            finally:
+                self._drained = None
+        await self._halt()
+
+    async def _halt(self) -> None:
+        for worker in self._workers:
+            worker.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+        self._workers = []
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+        self._queue.drain()
+        await self._queue.close()
+        self._in_body.clear()
+        self._cancel_requested.clear()
+        for record in list(self._active.values()):
+            await self._finish(
+                record, TaskStatus.CANCELLED, message="Task was cancelled: the executor stopped"
+            )
+
+    async def wait_for_result(self, task_id: str, timeout: float | None = None) -> TaskResult:
+        """Wait for ``task_id`` to finish and return its record.
+
+        Raises:
+            TaskTimeoutError: ``timeout`` seconds passed first.
+            UnknownTaskIdError: no record of ``task_id``.
+        """
+        return await self.results.wait_for(task_id, timeout)
+
+    async def get_result(self, task_id: str) -> TaskResult | None:
+        """The record of ``task_id`` now, or None."""
+        return await self.results.get(task_id)
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+
+def _error_type(exc: BaseException) -> str:
+    remote = getattr(exc, "error_type", None)
+    return remote if isinstance(remote, str) else type(exc).__name__
+
+
+def _log_store_error(task: asyncio.Future[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("Failed to store a task record", exc_info=task.exception())

@@ -1,0 +1,304 @@
+"""A process pool that survives its workers.
+
+Each worker is a process with a duplex pipe. The parent reads replies with
+``loop.add_reader`` (no threads, no polling), gives each worker one task at a time, and
+knows which worker runs which task, so it can kill exactly that worker on a timeout or a
+cancel. A worker that dies, however it dies, fails only its own task and is replaced.
+
+Functions are sent once per worker: the first call carries the function's bytes, later
+calls only its digest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import pickle
+import signal
+import traceback
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+from flowrra.exceptions import FlowrraError, SerializationError, WorkerLostError
+from flowrra.serialization import dumps, dumps_function, loads
+
+__all__ = ["ProcessPool", "RemoteTaskError", "worker_main"]
+
+logger = logging.getLogger("flowrra.pool")
+
+
+class RemoteTaskError(FlowrraError):
+    """An exception raised by a task in a worker process, carried back as text.
+
+    ``error_type`` is the remote exception's class name and ``remote_traceback`` the
+    worker's traceback.
+    """
+
+    def __init__(self, error_type: str, message: str, remote_traceback: str) -> None:
+        self.error_type = error_type
+        self.remote_traceback = remote_traceback
+        super().__init__(message)
+
+
+# ------------------------------------------------------------------ worker side
+def worker_main(conn: Connection) -> None:
+    """Loop of a worker process: load a call, run it, send the reply, until EOF."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in a notebook stops waits only
+    cache: dict[str, Callable[..., Any]] = {}
+    while True:
+        try:
+            data = conn.recv_bytes()
+        except (EOFError, OSError):
+            return
+        digest, fn_bytes, payload = pickle.loads(data)
+        conn.send_bytes(_run_call(cache, digest, fn_bytes, payload))
+
+
+def _run_call(
+    cache: dict[str, Callable[..., Any]], digest: str, fn_bytes: bytes | None, payload: bytes
+) -> bytes:
+    try:
+        func = cache.get(digest)
+        if func is None:
+            if fn_bytes is None:
+                raise LookupError("function not sent to this worker")
+            func = cache[digest] = loads(fn_bytes)
+    except Exception as exc:
+        return pickle.dumps((False, _describe(exc), False))
+    try:
+        args, kwargs = loads(payload)
+        value = func(*args, **kwargs)
+    except Exception as exc:
+        return pickle.dumps((False, _describe(exc), True))
+    try:
+        return dumps((True, value, True), what="result")
+    except SerializationError as exc:
+        return pickle.dumps((False, ("SerializationError", str(exc), ""), True))
+
+
+def _describe(exc: BaseException) -> tuple[str, str, str]:
+    return type(exc).__name__, str(exc) or repr(exc), "".join(traceback.format_exception(exc))
+
+
+# ------------------------------------------------------------------ parent side
+class _Worker:
+    __slots__ = ("conn", "dead", "future", "known", "proc")
+
+    def __init__(self, proc: BaseProcess, conn: Connection) -> None:
+        self.proc = proc
+        self.conn = conn
+        self.known: set[str] = set()
+        self.future: asyncio.Future[Any] | None = None
+        self.dead = False
+
+
+def _death_cause(proc: BaseProcess) -> str:
+    code = proc.exitcode
+    if code is None:
+        return "its exit status is unknown"
+    if code < 0:
+        try:
+            return f"it was killed by signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"it was killed by signal {-code}"
+    return f"it exited with code {code}"
+
+
+class ProcessPool:
+    """``size`` worker processes started with ``start_method``; see the module docstring.
+
+    Usage::
+
+        pool = ProcessPool(2, "forkserver")
+        value = await pool.run(func, (1, 2), {})
+        await pool.close()
+    """
+
+    def __init__(self, size: int, start_method: str) -> None:
+        """Describe the pool; no process starts before :meth:`start`."""
+        self.size = size
+        self.start_method = start_method
+        self._ctx = multiprocessing.get_context(start_method)
+        self._workers: list[_Worker] = []
+        self._idle: asyncio.Queue[_Worker] | None = None
+        self._functions: dict[Any, tuple[str, bytes]] = {}
+        self._starting: asyncio.Task[None] | None = None
+        self._spawning: set[asyncio.Task[None]] = set()
+        self._closed = False
+        self.bytes_sent = 0
+        self.replaced = 0
+
+    @property
+    def pids(self) -> list[int]:
+        """Process ids of the live workers."""
+        return [w.proc.pid for w in self._workers if not w.dead and w.proc.pid is not None]
+
+    async def start(self) -> None:
+        """Start the worker processes (once; later calls wait for the first)."""
+        if self._starting is None:
+            self._closed = False
+            self._idle = asyncio.Queue()
+            self._starting = asyncio.ensure_future(
+                asyncio.gather(*(self._spawn() for _ in range(self.size)))  # type: ignore[arg-type]
+            )
+        await asyncio.shield(self._starting)
+
+    def _launch(self) -> tuple[BaseProcess, Connection]:
+        parent_conn, child_conn = self._ctx.Pipe(duplex=True)
+        proc = self._ctx.Process(
+            target=worker_main, args=(child_conn,), daemon=True, name="flowrra-cpu-worker"
+        )
+        proc.start()
+        child_conn.close()
+        return proc, parent_conn
+
+    async def _spawn(self) -> None:
+        loop = asyncio.get_running_loop()
+        proc, conn = await loop.run_in_executor(None, self._launch)
+        worker = _Worker(proc, conn)
+        if self._closed:
+            await loop.run_in_executor(None, _shutdown_worker, worker)
+            return
+        self._workers.append(worker)
+        loop.add_reader(conn.fileno(), self._on_readable, worker)
+        assert self._idle is not None
+        self._idle.put_nowait(worker)
+
+    def _function(self, func: Callable[..., Any]) -> tuple[str, bytes]:
+        try:
+            cached = self._functions.get(func)
+        except TypeError:  # unhashable callable: no cache
+            return dumps_function(func)
+        if cached is None:
+            cached = self._functions[func] = dumps_function(func)
+        return cached
+
+    async def run(self, func: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
+        """Run ``func(*args, **kwargs)`` in a worker and return its value.
+
+        Raises:
+            SerializationError: an argument or the result cannot be pickled.
+            RemoteTaskError: the function raised; carries its type and traceback.
+            WorkerLostError: the worker died while running it.
+        """
+        digest, fn_bytes = self._function(func)
+        payload = dumps((args, kwargs), what="arguments")
+        await self.start()
+        assert self._idle is not None
+        worker = await self._idle.get()
+        while worker.dead:
+            worker = await self._idle.get()
+        send_fn = None if digest in worker.known else fn_bytes
+        message = pickle.dumps((digest, send_fn, payload), protocol=pickle.HIGHEST_PROTOCOL)
+        future = asyncio.get_running_loop().create_future()
+        worker.future = future
+        try:
+            worker.conn.send_bytes(message)
+            self.bytes_sent += len(message)
+            if send_fn is not None:
+                worker.known.add(digest)
+            ok, value, loaded = await future
+        except asyncio.CancelledError:
+            if worker.future is future:  # still running: the only way to stop it is to kill it
+                self._kill(worker)
+            raise
+        finally:
+            if not worker.dead:
+                worker.future = None
+                self._idle.put_nowait(worker)
+        if ok:
+            return value
+        if not loaded:
+            worker.known.discard(digest)
+        raise RemoteTaskError(*value)
+
+    def _on_readable(self, worker: _Worker) -> None:
+        try:
+            data = worker.conn.recv_bytes()
+            reply = loads(data)
+        except (EOFError, OSError):
+            self._on_death(worker)
+            return
+        except Exception as exc:  # a result the parent cannot load
+            reply = (False, ("SerializationError", f"cannot load the task's result: {exc}", ""), True)
+        future, worker.future = worker.future, None
+        if future is not None and not future.done():
+            future.set_result(reply)
+
+    def _detach(self, worker: _Worker) -> None:
+        worker.dead = True
+        with contextlib.suppress(Exception):
+            asyncio.get_running_loop().remove_reader(worker.conn.fileno())
+        with contextlib.suppress(ValueError):
+            self._workers.remove(worker)
+
+    def _on_death(self, worker: _Worker) -> None:
+        self._detach(worker)
+        worker.proc.join(1.0)  # it is gone already: this only reaps it
+        worker.conn.close()
+        cause = _death_cause(worker.proc)
+        logger.warning("CPU worker process %s died (%s); starting a new one", worker.proc.pid, cause)
+        future, worker.future = worker.future, None
+        if future is not None and not future.done():
+            future.set_exception(
+                WorkerLostError(
+                    f"The worker process (pid {worker.proc.pid}) running this task died: {cause}"
+                )
+            )
+        self._replace()
+
+    def _kill(self, worker: _Worker) -> None:
+        self._detach(worker)
+        worker.future = None
+        with contextlib.suppress(Exception):
+            worker.proc.kill()
+        loop = asyncio.get_running_loop()
+        reap = loop.run_in_executor(None, _shutdown_worker, worker)
+        reap.add_done_callback(lambda _f: None)
+        self._replace()
+
+    def _replace(self) -> None:
+        if self._closed:
+            return
+        self.replaced += 1
+        task = asyncio.ensure_future(self._spawn())
+        self._spawning.add(task)
+        task.add_done_callback(self._spawning.discard)
+
+    async def close(self) -> None:
+        """Stop every worker (running tasks are abandoned) without blocking the loop."""
+        self._closed = True
+        if self._starting is not None:
+            with contextlib.suppress(Exception):
+                await self._starting
+        if self._spawning:
+            await asyncio.gather(*self._spawning, return_exceptions=True)
+        workers, self._workers = self._workers, []
+        for worker in workers:
+            self._detach(worker)
+            future, worker.future = worker.future, None
+            if future is not None and not future.done():
+                future.cancel()
+        loop = asyncio.get_running_loop()
+        await asyncio.gather(
+            *(loop.run_in_executor(None, _shutdown_worker, w) for w in workers)
+        )
+        self._starting = None
+        self._idle = None
+
+
+def _shutdown_worker(worker: _Worker) -> None:
+    """Close the pipe (the worker exits on EOF), then make sure the process is gone."""
+    with contextlib.suppress(Exception):
+        worker.conn.close()
+    worker.proc.join(2.0)
+    if worker.proc.is_alive():
+        worker.proc.kill()
+        worker.proc.join(2.0)
+    with contextlib.suppress(Exception):
+        worker.proc.close()
+

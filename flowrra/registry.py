@@ -1,0 +1,211 @@
+"""The task registry: task names mapped to functions and their run options."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from flowrra.exceptions import DuplicateTaskError, InvalidTaskError, TaskNotFoundError
+
+__all__ = ["TaskRegistry", "TaskSpec", "task_name_of"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(slots=True)
+class TaskSpec:
+    """A registered task: its function and the defaults every submit starts from."""
+
+    name: str
+    func: Callable[..., Any]
+    cpu_bound: bool = False
+    max_retries: int = 3
+    retry_delay: float = 1.0
+    timeout: float | None = None
+
+
+def task_name_of(func: Callable[..., Any]) -> str:
+    """The name a function is registered under (``task_name``), else its own name."""
+    name = getattr(func, "task_name", None)
+    if isinstance(name, str):
+        return name
+    return getattr(func, "__name__", None) or type(func).__name__
+
+
+def _check_options(name: str, max_retries: int, retry_delay: float, timeout: float | None) -> None:
+    if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+        raise InvalidTaskError(
+            f"Task '{name}': max_retries must be a whole number >= 0, got {max_retries!r}"
+        )
+    if isinstance(retry_delay, bool) or not isinstance(retry_delay, int | float) or retry_delay < 0:
+        raise InvalidTaskError(
+            f"Task '{name}': retry_delay must be a number of seconds >= 0, got {retry_delay!r}"
+        )
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0
+    ):
+        raise InvalidTaskError(
+            f"Task '{name}': timeout must be a number of seconds > 0 or None, got {timeout!r}"
+        )
+
+
+class TaskRegistry:
+    """Task names mapped to functions, shared by an app's executors.
+
+    Usage::
+
+        registry = TaskRegistry()
+
+        @registry.task()
+        async def fetch(url: str) -> bytes: ...
+
+        registry.get_or_raise("fetch")
+
+    ``strict_cpu_checks=True`` (the default, as in flowrra 0.1.8) accepts only
+    module-level functions as CPU-bound tasks, the ones a process pool can import by
+    name. The :class:`~flowrra.Flowrra` app uses ``strict_cpu_checks=False``: it ships
+    other callables (closures, lambdas, functions defined in a notebook) by value.
+    """
+
+    def __init__(self, strict_cpu_checks: bool = True) -> None:
+        """Create an empty registry; see the class docstring for ``strict_cpu_checks``."""
+        self.strict_cpu_checks = strict_cpu_checks
+        self._tasks: dict[str, Callable[..., Any]] = {}
+        self._specs: dict[str, TaskSpec] = {}
+
+    def task(
+        self,
+        name: str | None = None,
+        cpu_bound: bool = False,
+        max_retries: int = 3,
+        retry_delay: float = 1.0,
+        *,
+        timeout: float | None = None,
+    ) -> Callable[[F], F]:
+        """Decorator that registers a function as a task and returns it unchanged.
+
+        Args:
+            name: Task name (defaults to the function's name).
+            cpu_bound: Run it in a worker process (a sync function) instead of on the
+                event loop (an ``async def`` function).
+            max_retries: Further attempts after a failure.
+            retry_delay: Seconds before the first retry; doubles with each retry.
+            timeout: Seconds an attempt may run before it is stopped (None: no limit).
+        """
+
+        def decorator(func: F) -> F:
+            self.register(
+                func,
+                name=name,
+                cpu_bound=cpu_bound,
+                max_retries=max_retries,
+                retry_delay=retry_delay,
+                timeout=timeout,
+            )
+            return func
+
+        return decorator
+
+    def register(
+        self,
+        func: Callable[..., Any],
+        *,
+        name: str | None = None,
+        cpu_bound: bool = False,
+        max_retries: int = 3,
+        retry_delay: float = 1.0,
+        timeout: float | None = None,
+    ) -> TaskSpec:
+        """Register ``func`` (the non-decorator form of :meth:`task`) and return its spec."""
+        if not callable(func):
+            raise InvalidTaskError(f"A task must be callable, got {type(func).__name__}")
+        task_name = name or getattr(func, "__name__", None) or type(func).__name__
+        is_async = inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(
+            getattr(func, "__call__", None)  # noqa: B004 - async callable instances
+        )
+        if cpu_bound and is_async:
+            raise InvalidTaskError(
+                f"CPU-bound task '{task_name}' must be a sync function, not async. "
+                "Drop cpu_bound=True to run it on the event loop as an IO task."
+            )
+        qualname = getattr(func, "__qualname__", task_name)
+        if cpu_bound and self.strict_cpu_checks and qualname != getattr(func, "__name__", None):
+            raise InvalidTaskError(
+                f"CPU-bound task '{task_name}' must be module-level "
+                "(this registry has strict_cpu_checks=True)"
+            )
+        if not cpu_bound and not is_async:
+            raise InvalidTaskError(
+                f"Task '{task_name}' must be an async function. Define it with 'async def', "
+                "or register it with cpu_bound=True to run it in a worker process."
+            )
+        if task_name in self._tasks:
+            raise DuplicateTaskError(
+                f"Task '{task_name}' is already registered; pass name=... to register "
+                "another function under a different name"
+            )
+        _check_options(task_name, max_retries, retry_delay, timeout)
+        spec = TaskSpec(
+            task_name, func, cpu_bound, max_retries, float(retry_delay), _float(timeout)
+        )
+        for attr, value in (
+            ("task_name", task_name),
+            ("cpu_bound", cpu_bound),
+            ("max_retries", max_retries),
+            ("retry_delay", retry_delay),
+            ("__flowrra_task__", True),
+        ):
+            try:
+                setattr(func, attr, value)
+            except (AttributeError, TypeError):  # e.g. a builtin or a slotted instance
+                break
+        self._tasks[task_name] = func
+        self._specs[task_name] = spec
+        return spec
+
+    def get(self, name: str) -> Callable[..., Any] | None:
+        """The function registered under ``name``, or None."""
+        return self._tasks.get(name)
+
+    def get_or_raise(self, name: str) -> Callable[..., Any]:
+        """The function registered under ``name``; :class:`TaskNotFoundError` if none."""
+        try:
+            return self._tasks[name]
+        except KeyError:
+            raise TaskNotFoundError(name) from None
+
+    def spec(self, name: str) -> TaskSpec:
+        """The :class:`TaskSpec` registered under ``name``; TaskNotFoundError if none."""
+        try:
+            return self._specs[name]
+        except KeyError:
+            raise TaskNotFoundError(name) from None
+
+    def specs(self) -> list[TaskSpec]:
+        """Every registered :class:`TaskSpec`, in registration order."""
+        return list(self._specs.values())
+
+    def list_tasks(self) -> list[str]:
+        """Registered task names, in registration order."""
+        return list(self._tasks)
+
+    def is_registered(self, name: str) -> bool:
+        """True if a task is registered under ``name``."""
+        return name in self._tasks
+
+    def unregister(self, name: str) -> bool:
+        """Remove the task ``name``; True if it was registered."""
+        self._specs.pop(name, None)
+        return self._tasks.pop(name, None) is not None
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._tasks
+
+
+def _float(value: float | None) -> float | None:
+    return None if value is None else float(value)

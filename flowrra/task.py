@@ -1,0 +1,200 @@
+"""The task vocabulary: :class:`Task` (a job to run), :class:`TaskResult` (its record)
+and :class:`TaskStatus` (where it is in its life).
+
+A record lives PENDING -> RUNNING -> (RETRYING -> RUNNING)* -> SUCCESS | FAILED | CANCELLED
+and keeps ``submitted_at``, ``args``, ``kwargs`` and ``priority`` the whole way.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import Enum
+from typing import Any
+
+from flowrra.constants import STATUS_COLORS
+
+__all__ = ["Task", "TaskResult", "TaskStatus", "new_task_id"]
+
+
+class TaskStatus(Enum):
+    """Where a task is in its life. SUCCESS, FAILED and CANCELLED are terminal."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCESS = "success"
+    FAILED = "failed"
+    RETRYING = "retrying"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        """True for SUCCESS, FAILED and CANCELLED: the record will not change again."""
+        return self in _TERMINAL
+
+
+_TERMINAL = frozenset({TaskStatus.SUCCESS, TaskStatus.FAILED, TaskStatus.CANCELLED})
+_SUCCESS, _FAILED, _CANCELLED = TaskStatus.SUCCESS, TaskStatus.FAILED, TaskStatus.CANCELLED
+
+_ids: list[str] = []
+os.register_at_fork(after_in_child=_ids.clear)  # a forked child must not reuse the batch
+
+
+def _fresh_ids(count: int = 4096) -> list[str]:
+    raw = os.urandom(16 * count).hex()
+    return [raw[i : i + 32] for i in range(0, len(raw), 32)]
+
+
+def new_task_id() -> str:
+    """A new task id: 128 random bits as 32 hex digits (the form of ``uuid4().hex``).
+
+    Made in batches from ``os.urandom``: ``uuid.uuid4()`` costs several microseconds,
+    more than the rest of a submit.
+    """
+    if not _ids:
+        _ids.extend(_fresh_ids())
+    return _ids.pop()
+
+
+@dataclass(slots=True, eq=True)
+class TaskResult:
+    """The record of one task: status, result or error, timings and inputs.
+
+    Fields after ``kwargs`` are additions of flowrra 0.2 and optional, so code that
+    builds a ``TaskResult`` the 0.1.8 way still works.
+
+    Usage::
+
+        record = await app.wait_for_result(task_id)
+        if record.is_success:
+            print(record.result, record.duration)
+        else:
+            print(record.error_type, record.error)
+    """
+
+    task_id: str
+    status: TaskStatus
+    task_name: str | None = None
+    result: Any = None
+    error: str | None = None
+    submitted_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    retries: int = 0
+    args: tuple = ()
+    kwargs: dict = None  # type: ignore[assignment]  # None becomes {} (0.1.8 signature)
+    priority: int = 0
+    error_type: str | None = None
+    traceback: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kwargs is None:
+            self.kwargs = {}
+
+    @property
+    def is_complete(self) -> bool:
+        """True once the task has ended: SUCCESS, FAILED or CANCELLED."""
+        status = self.status
+        return status is _SUCCESS or status is _FAILED or status is _CANCELLED
+
+    @property
+    def is_success(self) -> bool:
+        """True when the task ended SUCCESS."""
+        return self.status is TaskStatus.SUCCESS
+
+    @property
+    def duration(self) -> timedelta | None:
+        """Run time of the last attempt, or ``None`` while it has not finished."""
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return self.finished_at - self.started_at
+
+    @property
+    def to_dict(self) -> dict:
+        """The record as a dict (a property, as in flowrra 0.1.8): status as its value
+        string and datetimes as ISO strings."""
+        return {
+            "task_id": self.task_id,
+            "status": self.status.value,
+            "task_name": self.task_name,
+            "result": self.result,
+            "error": self.error,
+            "submitted_at": _iso(self.submitted_at),
+            "started_at": _iso(self.started_at),
+            "finished_at": _iso(self.finished_at),
+            "retries": self.retries,
+            "args": self.args,
+            "kwargs": self.kwargs,
+            "priority": self.priority,
+            "error_type": self.error_type,
+            "traceback": self.traceback,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TaskResult:
+        """Build a record from :attr:`to_dict` output (``task_id`` and ``status`` required)."""
+        return cls(
+            task_id=data["task_id"],
+            status=TaskStatus(data["status"]),
+            task_name=data.get("task_name"),
+            result=data.get("result"),
+            error=data.get("error"),
+            submitted_at=_parse_dt(data.get("submitted_at")),
+            started_at=_parse_dt(data.get("started_at")),
+            finished_at=_parse_dt(data.get("finished_at")),
+            retries=data.get("retries", 0),
+            args=tuple(data.get("args", ())),
+            kwargs=data.get("kwargs") or {},
+            priority=data.get("priority", 0),
+            error_type=data.get("error_type"),
+            traceback=data.get("traceback"),
+        )
+
+    def _repr_html_(self) -> str:
+        status = self.status.value
+        colour = STATUS_COLORS.get(status, "gray")
+        duration = self.duration
+        rows = [
+            ("task", self.task_name),
+            ("id", self.task_id),
+            ("duration", f"{duration.total_seconds():.3f}s" if duration else "-"),
+            ("retries", self.retries),
+        ]
+        if self.is_success:
+            rows.append(("result", repr(self.result)[:500]))
+        if self.error:
+            rows.append(("error", f"{self.error_type or 'Error'}: {self.error}"))
+        body = "".join(
+            f"<tr><th style='text-align:left'>{k}</th><td>{html.escape(str(v))}</td></tr>"
+            for k, v in rows
+        )
+        return (
+            f"<div class='flowrra-result'><span style='color:{colour};font-weight:bold'>"
+            f"{status.upper()}</span><table>{body}</table></div>"
+        )
+
+
+@dataclass(slots=True)
+class Task:
+    """A job on its way to a worker: what to run, with what, and how to retry it.
+
+    ``timeout`` (seconds) and ``eta`` (aware datetime) are additions of flowrra 0.2.
+    Tasks order by ``priority``: a lower number runs first.
+    """
+
+    id: str
+    name: str
+    args: tuple
+    kwargs: dict
+    max_retries: int = 3
+    retry_delay: float = 1.0
+    current_retry: int = 0
+    priority: int = 0
+    cpu_bound: bool = False
+    timeout: float | None = None
+    eta: datetime | None = field(default=None)
+
+    def __lt__(self, other: Task) -> bool:
+        return self.priority < other.priority
