@@ -121,8 +121,9 @@ class Flowrra:
         return self._cpu_executor
 
     # ----------------------------------------------------------- registration
-    def task(self, name: str | None = None, cpu_bound: bool = False, **kwargs: Any
-             ) -> Callable[[F], F]:  # fmt: skip
+    def task(
+        self, name: str | None = None, cpu_bound: bool = False, **kwargs: Any
+    ) -> Callable[[F], F]:
         """Register a task with automatic executor routing.
 
         Args:
@@ -166,8 +167,9 @@ class Flowrra:
 
     # ------------------------------------------------------------- submission
     @on_home_loop
-    async def submit(self, task_func: Callable[..., Any] | str, *args: Any, priority: int = 0,
-                     **kwargs: Any) -> str:  # fmt: skip
+    async def submit(
+        self, task_func: Callable[..., Any] | str, *args: Any, priority: int = 0, **kwargs: Any
+    ) -> str:
         """Submit a task for execution.
 
         Args:
@@ -229,16 +231,22 @@ class Flowrra:
         return await executor.submit_with(spec, tuple(args), dict(kwargs or {}), options)
 
     @on_home_loop
-    async def map(self, task_func: Callable[..., Any] | str, iterable: Iterable[Any], *,
-                  priority: int = 0) -> list[str]:  # fmt: skip
+    async def map(
+        self, task_func: Callable[..., Any] | str, iterable: Iterable[Any], *, priority: int = 0
+    ) -> list[str]:
         """Submit one task per item (each item is the single argument); return the ids."""
         self._check_running()
         executor, spec = self._route(task_func)
         return await executor.submit_many(spec, ((item,) for item in iterable), priority)
 
     @on_home_loop
-    async def starmap(self, task_func: Callable[..., Any] | str,
-                      iterable: Iterable[Iterable[Any]], *, priority: int = 0) -> list[str]:  # fmt: skip
+    async def starmap(
+        self,
+        task_func: Callable[..., Any] | str,
+        iterable: Iterable[Iterable[Any]],
+        *,
+        priority: int = 0,
+    ) -> list[str]:
         """Submit one task per item (each item unpacked as the arguments); return the ids."""
         self._check_running()
         executor, spec = self._route(task_func)
@@ -373,4 +381,3 @@ class Flowrra:
 
     def _repr_html_(self) -> str:
         return f"<b>Flowrra</b> {html.escape(self._status_line())}"
-

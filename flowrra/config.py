@@ -369,9 +369,7 @@ class Config:
         scheduler = _read_section(prefix, "SCHEDULER")
         return cls(
             broker=_build(BrokerConfig, prefix, "BROKER", broker) if "url" in broker else None,
-            backend=_build(BackendConfig, prefix, "BACKEND", backend)
-            if "url" in backend
-            else None,
+            backend=_build(BackendConfig, prefix, "BACKEND", backend) if "url" in backend else None,
             executor=_build(ExecutorConfig, prefix, "EXECUTOR", executor),
             scheduler=_build(SchedulerConfig, prefix, "SCHEDULER", scheduler)
             if scheduler.get("enabled")

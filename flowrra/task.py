@@ -58,6 +58,16 @@ def new_task_id() -> str:
     return _ids.pop()
 
 
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _parse_dt(value: Any) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(value)
+
+
 @dataclass(slots=True, eq=True)
 class TaskResult:
     """The record of one task: status, result or error, timings and inputs.

@@ -58,8 +58,7 @@ def get_backend(backend: BaseResultBackend | str | None, **kwargs: Any) -> BaseR
             from flowrra.backends.redis import RedisBackend  # type: ignore[import-not-found]
         except ImportError as exc:
             raise BackendError(
-                "The Redis backend needs the redis extra: pip install 'flowrra[redis]' "
-                f"({exc})"
+                f"The Redis backend needs the redis extra: pip install 'flowrra[redis]' ({exc})"
             ) from None
         return RedisBackend(backend, **kwargs)
     raise BackendError(

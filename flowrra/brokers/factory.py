@@ -38,11 +38,9 @@ def get_broker(broker: BaseBroker | str | None, **kwargs: Any) -> BaseBroker | N
             from flowrra.brokers.redis import RedisBroker  # type: ignore[import-not-found]
         except ImportError as exc:
             raise BrokerError(
-                "The Redis broker needs the redis extra: pip install 'flowrra[redis]' "
-                f"({exc})"
+                f"The Redis broker needs the redis extra: pip install 'flowrra[redis]' ({exc})"
             ) from None
         return RedisBroker(broker, **kwargs)
     raise BrokerError(
-        f"Unsupported broker URL scheme: '{scheme}'. Supported schemes: memory, redis, "
-        "rediss, unix"
+        f"Unsupported broker URL scheme: '{scheme}'. Supported schemes: memory, redis, rediss, unix"
     )

@@ -172,4 +172,3 @@ class InMemoryBroker(BaseBroker):
             if not fut.done():
                 fut.set_result(None)
                 return
-

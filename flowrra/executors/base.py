@@ -197,16 +197,16 @@ class BaseTaskExecutor(ABC):
         return spec
 
     # --------------------------------------------------------------- submission
-    async def submit(self, task_func: Callable[..., Any] | str, *args: Any, priority: int = 0,
-                     **kwargs: Any) -> str:  # fmt: skip
+    async def submit(
+        self, task_func: Callable[..., Any] | str, *args: Any, priority: int = 0, **kwargs: Any
+    ) -> str:
         """Submit a registered task (function or name) and return its id."""
         task = self.enqueue(self._spec_for(task_func), args, kwargs, priority)
         if task is not None:
             return task.id
         return await self.submit_spec(self._spec_for(task_func), args, kwargs, priority)
 
-    def enqueue(self, spec: TaskSpec, args: tuple, kwargs: dict, priority: int = 0
-                ) -> Task | None:  # fmt: skip
+    def enqueue(self, spec: TaskSpec, args: tuple, kwargs: dict, priority: int = 0) -> Task | None:
         """Queue ``spec`` now if there is room and return its task; None if the queue is
         full (then await :meth:`submit_spec`, which waits for room)."""
         if not self._running:
@@ -220,8 +220,9 @@ class BaseTaskExecutor(ABC):
         queue.push_nowait(task)
         return task
 
-    async def submit_spec(self, spec: TaskSpec, args: tuple, kwargs: dict, priority: int = 0
-                          ) -> str:  # fmt: skip
+    async def submit_spec(
+        self, spec: TaskSpec, args: tuple, kwargs: dict, priority: int = 0
+    ) -> str:
         """Submit ``spec`` with its default options, waiting for room; return the id."""
         task = self.enqueue(spec, args, kwargs, priority)
         if task is None:
@@ -247,14 +248,17 @@ class BaseTaskExecutor(ABC):
             await self._queue.push(task)
         return task.id
 
-    async def submit_many(self, spec: TaskSpec, arg_tuples: Iterable[tuple], priority: int = 0
-                          ) -> list[str]:  # fmt: skip
+    async def submit_many(
+        self, spec: TaskSpec, arg_tuples: Iterable[tuple], priority: int = 0
+    ) -> list[str]:
         """Submit one task per argument tuple; return their ids in order."""
         ids: list[str] = []
         enqueue = self.enqueue
         for args in arg_tuples:
             task = enqueue(spec, args, {}, priority)
-            ids.append(task.id if task is not None else await self.submit_spec(spec, args, {}, priority))
+            ids.append(
+                task.id if task is not None else await self.submit_spec(spec, args, {}, priority)
+            )
         return ids
 
     def _prepare(
@@ -268,8 +272,18 @@ class BaseTaskExecutor(ABC):
         task_id = new_task_id()
         name = spec.name
         if options is None:
-            task = Task(task_id, name, args, kwargs, spec.max_retries, spec.retry_delay, 0,
-                        priority, spec.cpu_bound, spec.timeout)  # fmt: skip
+            task = Task(
+                task_id,
+                name,
+                args,
+                kwargs,
+                spec.max_retries,
+                spec.retry_delay,
+                0,
+                priority,
+                spec.cpu_bound,
+                spec.timeout,
+            )
         else:
             task = Task(
                 task_id,
@@ -284,8 +298,9 @@ class BaseTaskExecutor(ABC):
                 spec.timeout if options.timeout is None else options.timeout,
                 options.eta,
             )
-        record = TaskResult(task_id, _PENDING, name, None, None, utcnow(), None, None, 0,
-                            args, kwargs, priority)  # fmt: skip
+        record = TaskResult(
+            task_id, _PENDING, name, None, None, utcnow(), None, None, 0, args, kwargs, priority
+        )
         self._active[task_id] = record
         self._save_sync(record)
         self.events.publish("task.submitted", record)
@@ -316,8 +331,14 @@ class BaseTaskExecutor(ABC):
         else:
             await self.results.store(record.task_id, record)
 
-    def _settle(self, record: TaskResult, status: TaskStatus, result: Any,
-                exc: BaseException | None, message: str | None) -> None:  # fmt: skip
+    def _settle(
+        self,
+        record: TaskResult,
+        status: TaskStatus,
+        result: Any,
+        exc: BaseException | None,
+        message: str | None,
+    ) -> None:
         """Mark ``record`` final in memory; the caller then saves it and calls
         :meth:`_announce`."""
         record.status = status
@@ -338,8 +359,14 @@ class BaseTaskExecutor(ABC):
         if self._drained is not None and not self._active:
             self._drained.set()
 
-    async def _finish(self, record: TaskResult, status: TaskStatus, result: Any = None,
-                      exc: BaseException | None = None, message: str | None = None) -> None:  # fmt: skip
+    async def _finish(
+        self,
+        record: TaskResult,
+        status: TaskStatus,
+        result: Any = None,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> None:
         self._settle(record, status, result, exc, message)
         await self._save(record)
         self._announce(record)
@@ -363,8 +390,19 @@ class BaseTaskExecutor(ABC):
                 await self._execute(task, record)
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as exc:
                 logger.exception("Internal error while running task %s (%s)", task.id, task.name)
+                await self._fail_internal(record, exc)
+
+    async def _fail_internal(self, record: TaskResult, exc: Exception) -> None:
+        """A bug or a backend failure outside the task body: fail the task, keep the worker."""
+        self._in_body.pop(record.task_id, None)
+        if record.task_id not in self._active:
+            return
+        try:
+            await self._finish(record, TaskStatus.FAILED, exc=exc)
+        except Exception:
+            logger.exception("Could not record the failure of task %s", record.task_id)
 
     async def _execute(self, task: Task, record: TaskResult) -> None:
         spec = self.registry._specs.get(task.name)
@@ -440,9 +478,14 @@ class BaseTaskExecutor(ABC):
         delay = self.retry_delay_for(task)
         logger.warning(
             "Task %s (%s) failed (%s: %s); retry %d/%d in %.3gs",
-            task.name, task.id, record.error_type, record.error,
-            task.current_retry, task.max_retries, delay,
-        )  # fmt: skip
+            task.name,
+            task.id,
+            record.error_type,
+            record.error,
+            task.current_retry,
+            task.max_retries,
+            delay,
+        )
         if delay > 0:
             self._hold(task, delay)
         else:
@@ -505,8 +548,10 @@ class BaseTaskExecutor(ABC):
             except TimeoutError:
                 logger.warning(
                     "%s: %d task(s) still unfinished after %ss; cancelling them",
-                    type(self).__name__, len(self._active), timeout,
-                )  # fmt: skip
+                    type(self).__name__,
+                    len(self._active),
+                    timeout,
+                )
             finally:
                 self._drained = None
         await self._halt()

@@ -142,10 +142,11 @@ class ProcessPool:
         if self._starting is None:
             self._closed = False
             self._idle = asyncio.Queue()
-            self._starting = asyncio.ensure_future(
-                asyncio.gather(*(self._spawn() for _ in range(self.size)))  # type: ignore[arg-type]
-            )
+            self._starting = asyncio.get_running_loop().create_task(self._spawn_all())
         await asyncio.shield(self._starting)
+
+    async def _spawn_all(self) -> None:
+        await asyncio.gather(*(self._spawn() for _ in range(self.size)))
 
     def _launch(self) -> tuple[BaseProcess, Connection]:
         parent_conn, child_conn = self._ctx.Pipe(duplex=True)
@@ -224,7 +225,11 @@ class ProcessPool:
             self._on_death(worker)
             return
         except Exception as exc:  # a result the parent cannot load
-            reply = (False, ("SerializationError", f"cannot load the task's result: {exc}", ""), True)
+            reply = (
+                False,
+                ("SerializationError", f"cannot load the task's result: {exc}", ""),
+                True,
+            )
         future, worker.future = worker.future, None
         if future is not None and not future.done():
             future.set_result(reply)
@@ -241,7 +246,9 @@ class ProcessPool:
         worker.proc.join(1.0)  # it is gone already: this only reaps it
         worker.conn.close()
         cause = _death_cause(worker.proc)
-        logger.warning("CPU worker process %s died (%s); starting a new one", worker.proc.pid, cause)
+        logger.warning(
+            "CPU worker process %s died (%s); starting a new one", worker.proc.pid, cause
+        )
         future, worker.future = worker.future, None
         if future is not None and not future.done():
             future.set_exception(
@@ -284,9 +291,7 @@ class ProcessPool:
             if future is not None and not future.done():
                 future.cancel()
         loop = asyncio.get_running_loop()
-        await asyncio.gather(
-            *(loop.run_in_executor(None, _shutdown_worker, w) for w in workers)
-        )
+        await asyncio.gather(*(loop.run_in_executor(None, _shutdown_worker, w) for w in workers))
         self._starting = None
         self._idle = None
 
@@ -301,4 +306,3 @@ def _shutdown_worker(worker: _Worker) -> None:
         worker.proc.join(2.0)
     with contextlib.suppress(Exception):
         worker.proc.close()
-

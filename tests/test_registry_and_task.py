@@ -1,0 +1,125 @@
+"""Registration rules and the task record's 0.1.8-compatible shape."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from flowrra import Flowrra, TaskNotFoundError, TaskRegistry, TaskResult, TaskStatus
+from flowrra.exceptions import DuplicateTaskError, FlowrraError, InvalidTaskError
+
+
+def module_level_cpu(x: int) -> int:
+    return x * 2
+
+
+async def io_task() -> None:
+    return None
+
+
+def test_registry_rules() -> None:
+    registry = TaskRegistry()
+    assert registry.task()(io_task) is io_task  # the function itself comes back
+    assert io_task.task_name == "io_task" and io_task.__flowrra_task__  # type: ignore[attr-defined]
+    registry.task(cpu_bound=True)(module_level_cpu)
+    assert registry.list_tasks() == ["io_task", "module_level_cpu"]
+    assert "io_task" in registry and len(registry) == 2
+    assert registry.get("nope") is None
+    with pytest.raises(TaskNotFoundError, match="Task 'nope' not registered"):
+        registry.get_or_raise("nope")
+    assert registry.unregister("io_task") and not registry.unregister("io_task")
+
+
+def test_sync_function_as_io_task_is_refused() -> None:
+    def not_async() -> None: ...
+
+    with pytest.raises(InvalidTaskError, match="must be an async function") as info:
+        TaskRegistry().task()(not_async)
+    assert isinstance(info.value, TypeError) and "cpu_bound=True" in str(info.value)
+
+
+def test_async_function_as_cpu_task_is_refused() -> None:
+    with pytest.raises(InvalidTaskError, match="must be a sync function, not async"):
+        TaskRegistry().task(cpu_bound=True)(io_task)
+
+
+def test_strict_registry_needs_module_level_cpu_functions() -> None:
+    def nested(x: int) -> int:
+        return x
+
+    with pytest.raises(InvalidTaskError, match="must be module-level"):
+        TaskRegistry(strict_cpu_checks=True).task(cpu_bound=True)(nested)
+    TaskRegistry(strict_cpu_checks=False).task(cpu_bound=True)(nested)
+
+
+def test_duplicate_names_are_refused() -> None:
+    registry = TaskRegistry()
+
+    async def a() -> None: ...
+
+    async def b() -> None: ...
+
+    registry.task(name="same")(a)
+    with pytest.raises(DuplicateTaskError, match="'same' is already registered") as info:
+        registry.task(name="same")(b)
+    assert isinstance(info.value, ValueError)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"max_retries": -1}, "max_retries must be"),
+        ({"retry_delay": -0.5}, "retry_delay must be"),
+        ({"timeout": 0}, "timeout must be"),
+    ],
+)
+def test_bad_task_options(options: dict, message: str) -> None:
+    async def t() -> None: ...
+
+    with pytest.raises(InvalidTaskError, match=message):
+        TaskRegistry().task(**options)(t)
+
+
+def test_app_task_rejects_unknown_options() -> None:
+    app = Flowrra()
+
+    async def t() -> None: ...
+
+    with pytest.raises(InvalidTaskError, match=r"Unknown task option.*priority") as info:
+        app.task(priority=3)(t)
+    assert isinstance(info.value, FlowrraError)
+
+
+def test_app_task_defaults_come_from_executor_config() -> None:
+    from flowrra import Config, ExecutorConfig
+
+    app = Flowrra(Config(executor=ExecutorConfig(max_retries=7, retry_delay=0.25)))
+
+    @app.task(timeout=3)
+    async def t() -> None: ...
+
+    spec = app.registry.spec("t")
+    assert (spec.max_retries, spec.retry_delay, spec.timeout) == (7, 0.25, 3.0)
+
+
+def test_task_result_is_0_1_8_compatible() -> None:
+    now = datetime.now(UTC)
+    old_style = TaskResult("id", TaskStatus.SUCCESS, "t", 5, None, now, now, now, 1, (1,), None)
+    assert old_style.kwargs == {} and old_style.priority == 0 and old_style.error_type is None
+    data = old_style.to_dict  # a property, as in 0.1.8
+    assert data["status"] == "success" and data["submitted_at"] == now.isoformat()
+    assert TaskResult.from_dict(data) == old_style
+    assert TaskResult.from_dict({"task_id": "x", "status": "pending"}).kwargs == {}
+    assert old_style.is_complete and old_style.is_success
+    assert not TaskResult("x", TaskStatus.RETRYING).is_complete
+    assert TaskResult("x", TaskStatus.CANCELLED).is_complete
+    assert "SUCCESS" in old_style._repr_html_()
+    assert [s.value for s in TaskStatus] == [
+        "pending",
+        "running",
+        "success",
+        "failed",
+        "retrying",
+        "cancelled",
+    ]
