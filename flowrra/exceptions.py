@@ -107,7 +107,12 @@ class BrokerError(FlowrraError):
 
 
 class SerializationError(FlowrraError):
-    """Raised when a task's arguments or result cannot be serialized."""
+    """Raised when a task's arguments or result cannot be serialized.
+
+    Not retried: the same arguments would fail the same way.
+    """
+
+    retryable = False
 
 
 class WorkerLostError(FlowrraError):

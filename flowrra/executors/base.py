@@ -465,7 +465,7 @@ class BaseTaskExecutor(ABC):
         )
 
     async def _failed(self, task: Task, record: TaskResult, exc: BaseException) -> None:
-        if task.current_retry >= task.max_retries:
+        if task.current_retry >= task.max_retries or not getattr(exc, "retryable", True):
             await self._finish(record, TaskStatus.FAILED, exc=exc)
             return
         task.current_retry += 1

@@ -40,7 +40,8 @@ class RemoteTaskError(FlowrraError):
 
     def __init__(self, error_type: str, message: str, remote_traceback: str) -> None:
         self.error_type = error_type
-        self.remote_traceback = remote_traceback
+        self.remote_traceback = remote_traceback or None
+        self.retryable = error_type != "SerializationError"
         super().__init__(message)
 
 
