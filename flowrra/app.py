@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from flowrra.config import BackendConfig, BrokerConfig, Config
 from flowrra.events import EventBus, event_bus
-from flowrra.exceptions import ExecutorNotRunningError, InvalidTaskError
+from flowrra.exceptions import ExecutorNotRunningError, FlowrraError, InvalidTaskError
 from flowrra.executors.base import BaseTaskExecutor, SubmitOptions
 from flowrra.executors.cpu import CPUExecutor
 from flowrra.executors.io import IOExecutor
@@ -156,6 +156,17 @@ class Flowrra:
             return func
 
         return decorator
+
+    def create_scheduler(self, backend: Any = None, check_interval: float = 60.0) -> Any:
+        """Create the persistent scheduler (cron, interval and one-time schedules).
+
+        Not part of this build yet: it raises :class:`FlowrraError` rather than
+        pretending to schedule.
+        """
+        raise FlowrraError(
+            "The persistent scheduler is not part of this build of flowrra yet; "
+            "app.create_scheduler() will arrive with the SQLite/PostgreSQL/MySQL scheduler."
+        )
 
     def _route(self, task: Callable[..., Any] | str) -> tuple[BaseTaskExecutor, TaskSpec]:
         spec = self._io_executor._spec_for(task)

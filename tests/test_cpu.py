@@ -118,12 +118,15 @@ async def test_errors_come_back_whole_and_the_worker_lives(cpu_app: Flowrra) -> 
     assert "lock" in bad_arg.error and "generator" in bad_result.error
 
 
+@pytest.mark.parametrize("start_method", START_METHODS)
 @pytest.mark.parametrize(
     ("how", "cause"),
     [("exit", "exited with code 3"), ("segfault", "SIGSEGV"), ("sigkill", "SIGKILL")],
 )
-async def test_a_task_that_kills_its_worker_fails_alone(how: str, cause: str) -> None:
-    app = Flowrra(Config(executor=ExecutorConfig(cpu_workers=2, start_method="forkserver")))
+async def test_a_task_that_kills_its_worker_fails_alone(
+    how: str, cause: str, start_method: str
+) -> None:
+    app = Flowrra(Config(executor=ExecutorConfig(cpu_workers=2, start_method=start_method)))
     app.task(cpu_bound=True, max_retries=0)(cpu_tasks.die)
     app.task(cpu_bound=True)(cpu_tasks.square)
     async with app:
