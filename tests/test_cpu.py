@@ -134,6 +134,7 @@ async def test_a_task_that_kills_its_worker_fails_alone(
         dead = await app.wait_for_result(await app.submit(cpu_tasks.die, how), timeout=60)
         more = await app.map(cpu_tasks.square, range(10, 20))
         results = [await result_of(app, i) for i in others + more]
+        await app.cpu_executor.pool.settled()
         assert len(app.cpu_executor.pool.pids) == 2  # replaced
     assert dead.status is TaskStatus.FAILED and dead.error_type == "WorkerLostError"
     assert "died" in dead.error and cause in dead.error
@@ -165,6 +166,7 @@ async def test_timeout_and_cancel_kill_the_worker(cpu_app: Flowrra, tmp_path: Pa
         assert await cpu_app.cancel(running) is True
         cancelled = await cpu_app.get_result(running)
         assert await result_of(cpu_app, await cpu_app.submit(cpu_tasks.square, 9)) == 81
+        await cpu_app.cpu_executor.pool.settled()
         live = cpu_app.cpu_executor.pool.pids
     assert timed_out.status is TaskStatus.FAILED and timed_out.error_type == "TimeoutError"
     assert "exceeded its timeout of 1.0s" in timed_out.error

@@ -138,6 +138,11 @@ class ProcessPool:
         """Process ids of the live workers."""
         return [w.proc.pid for w in self._workers if not w.dead and w.proc.pid is not None]
 
+    async def settled(self) -> None:
+        """Wait until every replacement worker being started has started."""
+        while self._spawning:
+            await asyncio.gather(*self._spawning, return_exceptions=True)
+
     async def start(self) -> None:
         """Start the worker processes (once; later calls wait for the first)."""
         if self._starting is None:
