@@ -379,6 +379,8 @@ class BaseTaskExecutor(ABC):
     async def _worker(self) -> None:
         pop = self._queue.pop
         active = self._active
+        me = asyncio.current_task()
+        assert me is not None
         while True:
             task = await pop()
             if task is None:
@@ -387,7 +389,7 @@ class BaseTaskExecutor(ABC):
             if record is None:  # cancelled while it waited
                 continue
             try:
-                await self._execute(task, record)
+                await self._execute(task, record, me)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -404,7 +406,7 @@ class BaseTaskExecutor(ABC):
         except Exception:
             logger.exception("Could not record the failure of task %s", record.task_id)
 
-    async def _execute(self, task: Task, record: TaskResult) -> None:
+    async def _execute(self, task: Task, record: TaskResult, me: asyncio.Task[Any]) -> None:
         spec = self.registry._specs.get(task.name)
         store_now = self._store_now
         record.status = _RUNNING
@@ -415,9 +417,9 @@ class BaseTaskExecutor(ABC):
             store_now(record.task_id, record)
         else:
             await self.results.store(record.task_id, record)
-        self.events.publish("task.started", record)
-        me = asyncio.current_task()
-        assert me is not None
+        events = self.events
+        if events.has_subscribers:
+            events.publish("task.started", record)
         self._in_body[task.id] = me
         scope: asyncio.Timeout | None = None
         try:
@@ -449,12 +451,18 @@ class BaseTaskExecutor(ABC):
             me.uncancel()
             await self._finish(record, TaskStatus.CANCELLED, message="Task was cancelled")
             return
-        self._settle(record, _SUCCESS, value, None, None)
+        record.status = _SUCCESS
+        record.result = value
+        record.finished_at = utcnow()
+        del self._active[task.id]
         if store_now is not None:
             store_now(record.task_id, record)
         else:
             await self.results.store(record.task_id, record)
-        self._announce(record)
+        if events.has_subscribers:
+            events.publish("task.succeeded", record)
+        if self._drained is not None and not self._active:
+            self._drained.set()
 
     async def _timed_out(self, task: Task, record: TaskResult, exc: BaseException) -> None:
         await self._finish(
