@@ -201,9 +201,6 @@ class BaseTaskExecutor(ABC):
         self, task_func: Callable[..., Any] | str, *args: Any, priority: int = 0, **kwargs: Any
     ) -> str:
         """Submit a registered task (function or name) and return its id."""
-        task = self.enqueue(self._spec_for(task_func), args, kwargs, priority)
-        if task is not None:
-            return task.id
         return await self.submit_spec(self._spec_for(task_func), args, kwargs, priority)
 
     def enqueue(self, spec: TaskSpec, args: tuple, kwargs: dict, priority: int = 0) -> Task | None:
