@@ -1,6 +1,7 @@
 """The ``flowrra`` command (also ``python -m flowrra``).
 
 - ``flowrra demo``: run a small workload on the embedded defaults and print a table.
+- ``flowrra worker --app module:app``: run an app's tasks from its Redis broker.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "demo", help="run a small workload on the embedded defaults (no server needed)"
     )
+    from flowrra.worker import add_arguments
+
+    add_arguments(commands.add_parser("worker", help="run an app's tasks from its Redis broker"))
     return parser
 
 
@@ -32,6 +36,10 @@ def main(argv: list[str] | None = None) -> int:
 
         logging.basicConfig(level=logging.ERROR)  # retries are shown by the progress line
         return demo_main()
+    if args.command == "worker":
+        from flowrra.worker import run_worker
+
+        return run_worker(args)
     parser.print_help()
     return 2
 

@@ -310,9 +310,19 @@ def _build(cls: type, prefix: str, section: str, values: dict[str, Any]) -> Any:
         raise ConfigError(f"{exc} (from environment variables: {names})") from None
 
 
+def _secret_from_env(prefix: str) -> str | None:
+    secret = os.environ.get(f"{prefix}SECRET_KEY")
+    if secret is not None and len(secret) < 16:
+        raise ConfigError(f"Environment variable {prefix}SECRET_KEY must be at least 16 characters")
+    return secret
+
+
 @dataclass
 class Config:
     """Everything an app needs to know, each part optional with a sensible default.
+
+    ``secret_key`` signs every payload that crosses Redis (HMAC-SHA256); it defaults to
+    the ``FLOWRRA_SECRET_KEY`` environment variable.
 
     Usage::
 
@@ -327,11 +337,16 @@ class Config:
     backend: BackendConfig | None = None
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
     scheduler: SchedulerConfig | None = None
+    secret_key: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        """Ensure executor config exists."""
+        """Ensure executor config exists; check the secret key."""
         if self.executor is None:
             self.executor = ExecutorConfig()
+        _require(
+            self.secret_key is None or len(self.secret_key) >= 16,
+            "secret_key must be at least 16 characters long",
+        )
 
     def create_broker(self, queue_suffix: str = "") -> BaseBroker | None:
         """The configured broker, or None (meaning the in-memory queue)."""
@@ -361,7 +376,8 @@ class Config:
         ``_CPU_WORKERS``, ``_MAX_QUEUE_SIZE``, ``_MAX_RETRIES``, ``_RETRY_DELAY``,
         ``_START_METHOD``, ``_MAX_RETRY_DELAY``, ``_RETRY_JITTER`` set the executors;
         ``{prefix}SCHEDULER_ENABLED``, ``_DATABASE_URL``, ``_CHECK_INTERVAL`` the
-        scheduler. A value that does not parse raises ConfigError naming the variable.
+        scheduler; ``{prefix}SECRET_KEY`` signs what crosses Redis. A value that does not
+        parse raises ConfigError naming the variable.
         """
         broker = _read_section(prefix, "BROKER")
         backend = _read_section(prefix, "BACKEND")
@@ -374,4 +390,5 @@ class Config:
             scheduler=_build(SchedulerConfig, prefix, "SCHEDULER", scheduler)
             if scheduler.get("enabled")
             else None,
+            secret_key=_secret_from_env(prefix),
         )

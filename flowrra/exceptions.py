@@ -16,6 +16,7 @@ out), the flowrra class subclasses that built-in too, so either ``except`` works
     ├── BackendError                 the result backend failed
     ├── BrokerError                  the broker (queue) failed
     ├── SerializationError           arguments or a result that cannot be pickled
+    ├── SignatureError               a Redis payload whose HMAC signature does not verify
     ├── WorkerLostError              a process-pool worker died while running a task
     └── TaskFailedError              raised by handles for a task that ended FAILED
         └── TaskCancelledError       ... or CANCELLED
@@ -32,6 +33,7 @@ __all__ = [
     "FlowrraError",
     "InvalidTaskError",
     "SerializationError",
+    "SignatureError",
     "TaskCancelledError",
     "TaskFailedError",
     "TaskNotFoundError",
@@ -113,6 +115,10 @@ class SerializationError(FlowrraError):
     """
 
     retryable = False
+
+
+class SignatureError(FlowrraError):
+    """A payload read from Redis whose signature is missing or wrong; never unpickled."""
 
 
 class WorkerLostError(FlowrraError):

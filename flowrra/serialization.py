@@ -9,14 +9,15 @@ cloudpickle, which itself sends importable ones by reference and the rest by val
 from __future__ import annotations
 
 import hashlib
+import hmac
 import pickle
 from typing import Any
 
 import cloudpickle
 
-from flowrra.exceptions import SerializationError
+from flowrra.exceptions import SerializationError, SignatureError
 
-__all__ = ["dumps", "dumps_function", "loads"]
+__all__ = ["Signer", "dumps", "dumps_function", "loads"]
 
 _MAIN = b"__main__"
 
@@ -64,3 +65,46 @@ def dumps_function(func: Any) -> tuple[str, bytes]:
 def _offender(exc: BaseException) -> str:
     text = str(exc)
     return text if text else type(exc).__name__
+
+
+class Signer:
+    """Signs bytes with HMAC-SHA256 and checks them before anything is unpickled.
+
+    A signed blob is ``b"F1" + mac(32 bytes) + payload``. :meth:`loads` raises
+    :class:`~flowrra.exceptions.SignatureError` for a blob whose signature is missing or
+    wrong, and unpickles nothing in that case. The key never appears in a repr.
+    """
+
+    MAGIC = b"F1"
+    _HEAD = len(MAGIC) + 32
+
+    def __init__(self, secret: str | bytes) -> None:
+        """Create a signer with ``secret`` (at least 16 characters)."""
+        key = secret.encode() if isinstance(secret, str) else bytes(secret)
+        if len(key) < 16:
+            raise ValueError("The secret key must be at least 16 characters long")
+        self._key = key
+
+    def __repr__(self) -> str:
+        return "Signer(secret=<hidden>)"
+
+    def sign(self, payload: bytes) -> bytes:
+        """Return ``payload`` with its signature in front."""
+        return self.MAGIC + hmac.digest(self._key, payload, "sha256") + payload
+
+    def verify(self, blob: bytes) -> bytes:
+        """Return the payload of ``blob`` if its signature verifies, else raise."""
+        if len(blob) < self._HEAD or not blob.startswith(self.MAGIC):
+            raise SignatureError("unsigned payload")
+        mac, payload = blob[2 : self._HEAD], blob[self._HEAD :]
+        if not hmac.compare_digest(mac, hmac.digest(self._key, payload, "sha256")):
+            raise SignatureError("bad signature")
+        return payload
+
+    def dumps(self, value: Any, what: str = "value") -> bytes:
+        """Pickle (see :func:`dumps`) and sign ``value``."""
+        return self.sign(dumps(value, what))
+
+    def loads(self, blob: bytes) -> Any:
+        """Verify ``blob``, then unpickle it."""
+        return loads(self.verify(blob))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 import os
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import Any
 
@@ -103,6 +103,16 @@ class TaskResult:
         if self.kwargs is None:
             self.kwargs = {}
 
+    def __reduce__(self) -> tuple[Any, tuple]:
+        # datetimes as POSIX seconds and the status as its value: pickling an aware
+        # datetime or an enum member costs several microseconds each
+        return _rebuild_result, (
+            self.task_id, self.status.value, self.task_name, self.result, self.error,
+            _stamp(self.submitted_at), _stamp(self.started_at), _stamp(self.finished_at),
+            self.retries, self.args, self.kwargs, self.priority, self.error_type,
+            self.traceback,
+        )  # fmt: skip
+
     @property
     def is_complete(self) -> bool:
         """True once the task has ended: SUCCESS, FAILED or CANCELLED."""
@@ -186,6 +196,40 @@ class TaskResult:
         )
 
 
+def _stamp(value: datetime | None) -> float | None:
+    return None if value is None else value.timestamp()
+
+
+def _from_stamp(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+def _rebuild_result(
+    task_id: str, status: str, task_name: str | None, result: Any, error: str | None,
+    submitted_at: float | None, started_at: float | None, finished_at: float | None,
+    retries: int, args: tuple, kwargs: dict, priority: int, error_type: str | None,
+    traceback: str | None,
+) -> TaskResult:  # fmt: skip
+    """Unpickle a :class:`TaskResult` (see its ``__reduce__``)."""
+    return TaskResult(
+        task_id, TaskStatus(status), task_name, result, error, _from_stamp(submitted_at),
+        _from_stamp(started_at), _from_stamp(finished_at), retries, args, kwargs, priority,
+        error_type, traceback,
+    )  # fmt: skip
+
+
+def _rebuild_task(
+    id: str, name: str, args: tuple, kwargs: dict, max_retries: int, retry_delay: float,
+    current_retry: int, priority: int, cpu_bound: bool, timeout: float | None,
+    eta: float | None,
+) -> Task:  # fmt: skip
+    """Unpickle a :class:`Task` (see its ``__reduce__``)."""
+    return Task(
+        id, name, args, kwargs, max_retries, retry_delay, current_retry, priority, cpu_bound,
+        timeout, _from_stamp(eta),
+    )  # fmt: skip
+
+
 @dataclass(slots=True)
 class Task:
     """A job on its way to a worker: what to run, with what, and how to retry it.
@@ -208,3 +252,9 @@ class Task:
 
     def __lt__(self, other: Task) -> bool:
         return self.priority < other.priority
+
+    def __reduce__(self) -> tuple[Any, tuple]:
+        return _rebuild_task, (
+            self.id, self.name, self.args, self.kwargs, self.max_retries, self.retry_delay,
+            self.current_retry, self.priority, self.cpu_bound, self.timeout, _stamp(self.eta),
+        )  # fmt: skip

@@ -17,7 +17,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from flowrra.backends.base import BaseResultBackend
 from flowrra.brokers.memory import InMemoryBroker
@@ -32,6 +32,9 @@ from flowrra.exceptions import (
 )
 from flowrra.registry import TaskRegistry, TaskSpec, task_name_of
 from flowrra.task import Task, TaskResult, TaskStatus, new_task_id
+
+if TYPE_CHECKING:
+    from flowrra.executors.remote import RemoteQueue
 
 __all__ = ["BaseTaskExecutor", "SubmitOptions"]
 
@@ -125,13 +128,16 @@ class BaseTaskExecutor(ABC):
         self.registry = registry if registry is not None else TaskRegistry()
         self.results = backend if backend is not None else self._config.create_backend()
         self.broker = self._config.create_broker(queue_suffix)
+        self._remote: RemoteQueue | None = None
         if self.broker is not None:
-            raise BrokerError(
-                f"{type(self.broker).__name__} cannot drive this executor yet: the Redis "
-                "broker path is not part of this build. Leave Config.broker unset to use "
-                "the in-memory queue."
-            )
-        self._queue = InMemoryBroker(maxsize=self._config.executor.max_queue_size)
+            from flowrra.brokers.redis import RedisBroker
+            from flowrra.executors.remote import RemoteQueue
+
+            if not isinstance(self.broker, RedisBroker):
+                raise BrokerError(f"{type(self.broker).__name__} cannot feed an executor")
+            self._remote = RemoteQueue(self, self.broker)
+        maxsize = 0 if self._remote is not None else self._config.executor.max_queue_size
+        self._queue = InMemoryBroker(maxsize=maxsize)
         if events is None:
             events = EventBus()
             events._forward = event_bus
@@ -209,7 +215,7 @@ class BaseTaskExecutor(ABC):
         if not self._running:
             raise ExecutorNotRunningError()
         queue = self._queue
-        if queue.full():
+        if queue.full() or self._remote is not None:
             return None
         if priority and (isinstance(priority, bool) or not isinstance(priority, int)):
             raise ConfigError(f"priority must be a whole number, got {priority!r}")
@@ -222,6 +228,8 @@ class BaseTaskExecutor(ABC):
     ) -> str:
         """Submit ``spec`` with its default options, waiting for room; return the id."""
         task = self.enqueue(spec, args, kwargs, priority)
+        if self._remote is not None:
+            return (await self._remote.submit(spec, [(args, kwargs)], priority, None))[0]
         if task is None:
             task = self._prepare(spec, args, kwargs, priority, None)
             await self._queue.push(task)
@@ -237,6 +245,9 @@ class BaseTaskExecutor(ABC):
         """Submit ``spec`` with per-submit :class:`SubmitOptions`; return the id."""
         if not self._running:
             raise ExecutorNotRunningError()
+        if self._remote is not None:
+            ids = await self._remote.submit(spec, [(args, kwargs)], options.priority, options)
+            return ids[0]
         task = self._prepare(spec, args, kwargs, options.priority, options)
         delay = options.delay()
         if delay > 0:
@@ -249,6 +260,11 @@ class BaseTaskExecutor(ABC):
         self, spec: TaskSpec, arg_tuples: Iterable[tuple], priority: int = 0
     ) -> list[str]:
         """Submit one task per argument tuple; return their ids in order."""
+        if self._remote is not None:
+            if not self._running:
+                raise ExecutorNotRunningError()
+            pairs = [(tuple(args), {}) for args in arg_tuples]
+            return await self._remote.submit(spec, pairs, priority, None)
         ids: list[str] = []
         enqueue = self.enqueue
         for args in arg_tuples:
@@ -366,6 +382,8 @@ class BaseTaskExecutor(ABC):
     ) -> None:
         self._settle(record, status, result, exc, message)
         await self._save(record)
+        if self._remote is not None:
+            await self._remote.settled(record)
         self._announce(record)
 
     # ------------------------------------------------------------------ workers
@@ -404,7 +422,10 @@ class BaseTaskExecutor(ABC):
             logger.exception("Could not record the failure of task %s", record.task_id)
 
     async def _execute(self, task: Task, record: TaskResult, me: asyncio.Task[Any]) -> None:
-        spec = self.registry._specs.get(task.name)
+        remote = self._remote
+        spec = (remote.shipped.get(task.id) if remote else None) or self.registry._specs.get(
+            task.name
+        )
         store_now = self._store_now
         record.status = _RUNNING
         record.started_at = utcnow()
@@ -443,19 +464,26 @@ class BaseTaskExecutor(ABC):
                 await self._failed(task, record, exc)
             return
         del self._in_body[task.id]
+        await self._succeeded(task, record, value, me)
+
+    async def _succeeded(
+        self, task: Task, record: TaskResult, value: Any, me: asyncio.Task[Any]
+    ) -> None:
         if self._cancel_requested and task.id in self._cancel_requested:
             self._cancel_requested.discard(task.id)  # the body swallowed the cancellation
             me.uncancel()
             await self._finish(record, TaskStatus.CANCELLED, message="Task was cancelled")
             return
+        store_now = self._store_now
+        if self._remote is not None or store_now is None:
+            await self._finish(record, _SUCCESS, value)
+            return
         record.status = _SUCCESS
         record.result = value
         record.finished_at = utcnow()
         del self._active[task.id]
-        if store_now is not None:
-            store_now(record.task_id, record)
-        else:
-            await self.results.store(record.task_id, record)
+        store_now(record.task_id, record)
+        events = self.events
         if events.has_subscribers:
             events.publish("task.succeeded", record)
         if self._drained is not None and not self._active:
@@ -491,7 +519,9 @@ class BaseTaskExecutor(ABC):
             task.max_retries,
             delay,
         )
-        if delay > 0:
+        if self._remote is not None:
+            await self._remote.retry(task, delay)
+        elif delay > 0:
             self._hold(task, delay)
         else:
             self._queue.push_nowait(task)
@@ -512,7 +542,7 @@ class BaseTaskExecutor(ABC):
         already finished or is unknown."""
         record = self._active.get(task_id)
         if record is None:
-            return False
+            return await self._remote.cancel_queued(task_id) if self._remote else False
         worker = self._in_body.get(task_id)
         if worker is not None:
             self._cancel_requested.add(task_id)
@@ -528,15 +558,28 @@ class BaseTaskExecutor(ABC):
         return True
 
     # ---------------------------------------------------------------- lifecycle
-    async def start(self) -> None:
-        """Start the workers (idempotent)."""
+    async def start(self, workers: bool = True) -> None:
+        """Start the executor (idempotent).
+
+        ``workers=False`` (with a broker only) submits without running tasks here: other
+        processes (``flowrra worker``) run them.
+        """
         if self._running:
             return
+        if not workers and self._remote is None:
+            raise ConfigError(
+                "start(workers=False) needs a broker (Redis): with the in-memory queue no "
+                "other process could run the tasks"
+            )
         loop = asyncio.get_running_loop()
         self._home_loop = loop
         self._queue.reopen()
         self._running = True
+        if not workers:
+            return
         self._workers = [loop.create_task(self._worker()) for _ in range(self.worker_count)]
+        if self._remote is not None:
+            await self._remote.start()
 
     async def stop(self, wait: bool = True, timeout: float | None = 30.0) -> None:
         """Stop taking tasks; with ``wait``, let queued and running ones finish for up to
@@ -545,6 +588,10 @@ class BaseTaskExecutor(ABC):
         if not self._running:
             return
         self._running = False
+        if self._remote is not None:
+            await self._remote.stop(wait, timeout)
+            await self._after_stop()
+            return
         if wait and self._active:
             self._drained = asyncio.Event()
             try:
@@ -560,6 +607,10 @@ class BaseTaskExecutor(ABC):
             finally:
                 self._drained = None
         await self._halt()
+
+    async def _after_stop(self) -> None:
+        """Release what the executor holds once it stopped with a broker."""
+        await self._queue.close()
 
     async def _halt(self) -> None:
         for worker in self._workers:

@@ -65,3 +65,7 @@ class CPUExecutor(BaseTaskExecutor):
     async def _halt(self) -> None:
         await super()._halt()
         await self.pool.close()
+
+    async def _after_stop(self) -> None:
+        await super()._after_stop()
+        await self.pool.close()

@@ -1,0 +1,136 @@
+"""Connections to Redis shared by the Redis broker and backend (needs the redis extra).
+
+One place for: building an asyncio client from a URL and the config options, hiding the
+password when a URL is shown, and the retry policy for reconnecting.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+__all__ = ["Batcher", "connect", "redacted", "split_options"]
+
+logger = logging.getLogger("flowrra.redis")
+
+
+def redacted(url: str) -> str:
+    """``url`` with its password replaced by ``***`` (safe for logs and errors)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))
+
+
+def split_options(url: str, names: tuple[str, ...]) -> tuple[str, dict[str, str]]:
+    """Take flowrra's own query options (``names``) out of ``url``; return the rest."""
+    parts = urlsplit(url)
+    mine: dict[str, str] = {}
+    rest = []
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        if key in names:
+            mine[key] = value
+        else:
+            rest.append((key, value))
+    return urlunsplit(parts._replace(query=urlencode(rest))), mine
+
+
+def connect(
+    url: str,
+    *,
+    max_connections: int = 50,
+    socket_timeout: float | None = 5.0,
+    retry_on_timeout: bool = True,
+) -> Any:
+    """An asyncio Redis client for ``url`` (``redis://``, ``rediss://`` for TLS,
+    ``redis://user:password@host`` for ACL users, ``unix://``) that retries a lost
+    connection with exponential backoff."""
+    from redis.asyncio import Redis
+    from redis.backoff import ExponentialBackoff
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+    from redis.retry import Retry
+
+    errors: list[type[Exception]] = [RedisConnectionError, ConnectionError, OSError]
+    if retry_on_timeout:
+        errors.append(RedisTimeoutError)
+    return Redis.from_url(
+        url,
+        max_connections=max_connections,
+        socket_timeout=socket_timeout,
+        socket_connect_timeout=5.0,
+        retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), retries=8),
+        retry_on_error=errors,
+        health_check_interval=30,
+    )
+
+
+class Batcher:
+    """Groups concurrent calls into one round trip, in order.
+
+    ``await batcher.add(item)`` returns once a flush containing ``item`` is done. One
+    flush runs at a time: what arrives meanwhile goes in the next one, so writes reach
+    Redis in the order they were made, an idle system sends at once and a busy one sends
+    everything that piled up in one round trip. :meth:`add_nowait` queues without waiting.
+    """
+
+    def __init__(self, flush: Any) -> None:
+        """``flush`` is an async callable taking the list of items."""
+        self._flush = flush
+        self._items: list[Any] = []
+        self._futures: list[Any] = []
+        self._runner: Any = None
+
+    def add_nowait(self, item: Any) -> Any:
+        """Queue ``item`` for the next flush; return the future of that flush."""
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._items.append(item)
+        self._futures.append(future)
+        if self._runner is None:
+            self._runner = loop.create_task(self._run())
+        return future
+
+    async def add(self, item: Any) -> None:
+        """Queue ``item`` and wait for the flush that carries it."""
+        await self.add_nowait(item)
+
+    async def drain(self) -> None:
+        """Wait until everything queued so far is flushed."""
+        if self._runner is not None:
+            await asyncio_shield(self._runner)
+
+    async def _run(self) -> None:
+        try:
+            while self._items:
+                items, futures = self._items, self._futures
+                self._items, self._futures = [], []
+                try:
+                    await self._flush(items)
+                except Exception as exc:
+                    logger.error("A batch of %d Redis writes failed: %s", len(items), exc)
+                    for future in futures:
+                        if not future.done():
+                            future.set_exception(exc)
+                            future.exception()  # retrieved: a fire-and-forget add may not
+                    continue
+                for future in futures:
+                    if not future.done():
+                        future.set_result(None)
+        finally:
+            self._runner = None
+
+
+async def asyncio_shield(task: Any) -> None:
+    """Await ``task`` without cancelling it if the waiter is cancelled."""
+    import asyncio
+    import contextlib
+
+    with contextlib.suppress(Exception):
+        await asyncio.shield(task)

@@ -1,0 +1,38 @@
+"""The app ``flowrra worker`` processes run in the Redis tests (configured from env)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from flowrra import BackendConfig, BrokerConfig, Config, ExecutorConfig, Flowrra
+
+PREFIX = os.environ.get("FLOWRRA_TEST_PREFIX", "flowrra-test")
+URL = os.environ.get("FLOWRRA_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+async def nap(i: int, seconds: float = 0.01) -> int:
+    await asyncio.sleep(seconds)
+    return i
+
+
+def cube(x: int) -> int:
+    return x**3
+
+
+def make_app(prefix: str = PREFIX, url: str = URL, secret: str | None = None) -> Flowrra:
+    """An app on Redis whose keys all live under ``prefix``, with ``nap`` and ``cube``."""
+    app = Flowrra(
+        Config(
+            broker=BrokerConfig(url, queue_key=f"{prefix}:queue"),
+            backend=BackendConfig(f"{url}?key_prefix={prefix}"),
+            executor=ExecutorConfig(io_workers=8, retry_delay=0.05),
+            secret_key=secret,
+        )
+    )
+    app.task(max_retries=0)(nap)
+    app.task(cpu_bound=True)(cube)
+    return app
+
+
+app = make_app()

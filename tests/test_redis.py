@@ -1,0 +1,237 @@
+"""The Redis broker and backend against the real Redis, and `flowrra worker` processes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from flowrra import BrokerError, Flowrra, TaskStatus
+from flowrra.exceptions import ConfigError
+from flowrra.serialization import Signer
+from flowrra.task import Task
+
+from . import redis_app
+from .services import REDIS_URL, require_redis
+
+SECRET = "test-secret-0123456789abcdef"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+async def prefix() -> AsyncIterator[str]:
+    require_redis()
+    name = f"flowrra-test-{uuid.uuid4().hex[:10]}"
+    yield name
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(REDIS_URL)
+    keys = [k async for k in client.scan_iter(f"{name}*")]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()
+
+
+def app_for(prefix: str) -> Flowrra:
+    return redis_app.make_app(prefix, REDIS_URL, SECRET)
+
+
+def start_worker(prefix: str, *extra: str) -> subprocess.Popen[str]:
+    env = dict(os.environ, FLOWRRA_TEST_PREFIX=prefix, FLOWRRA_SECRET_KEY=SECRET)
+    env["FLOWRRA_TEST_REDIS_URL"] = REDIS_URL
+    return subprocess.Popen(
+        [sys.executable, "-m", "flowrra", "worker", "--app", "tests.redis_app:app", *extra],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def stop_worker(process: subprocess.Popen[str]) -> str:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    out, _ = process.communicate(timeout=60)
+    return out
+
+
+async def test_submit_wait_retry_and_list_on_redis(prefix: str) -> None:
+    app = app_for(prefix)
+    calls = 0
+
+    @app.task(max_retries=2)
+    async def flaky() -> str:
+        nonlocal calls
+        calls += 1
+        if calls < 3:
+            raise ValueError("not yet")
+        return "ok"
+
+    async with app:
+        one = await app.submit("nap", 7)
+        record = await app.wait_for_result(one, timeout=10)
+        assert record.result == 7 and record.status is TaskStatus.SUCCESS
+        retried = await app.wait_for_result(await app.submit(flaky), timeout=10)
+        assert retried.result == "ok" and retried.retries == 2
+        ids = await app.map("nap", range(20))
+        results = [(await app.wait_for_result(i, timeout=10)).result for i in ids]
+        assert results == list(range(20))
+        listed = await app.list_results(status="success", task_name="nap", limit=5)
+        assert [r.task_id for r in listed] == ids[::-1][:5]
+        assert (await app.get_result(one)).args == (7,)
+    counts = await app.io_executor.broker.counts()  # after stop: acks are flushed
+    await app.io_executor.broker.close()
+    assert counts == {"queued": 0, "delayed": 0, "inflight": 0, "dead": 0}
+
+
+async def test_priority_order_and_submit_only_app(prefix: str) -> None:
+    submitter = app_for(prefix)
+    await submitter.start(workers=False)
+    ids = []
+    for label, priority in [("c", 5), ("a1", 1), ("b", 3), ("a2", 1)]:
+        ids.append(await submitter.submit("nap", label, priority=priority))
+    seen: list[str] = []
+    submitter.events.subscribe(
+        lambda e: seen.append(e["task"]["args"][0]) if e["type"] == "task.started" else None
+    )
+    worker = app_for(prefix)
+    worker.config.executor.io_workers = 1
+    async with worker:
+        for task_id in ids:
+            await submitter.wait_for_result(task_id, timeout=10)
+    await submitter.stop()
+    assert seen == ["a1", "a2", "b", "c"]  # events of another app reached this one
+
+
+async def test_redis_down_names_the_url_without_password() -> None:
+    app = Flowrra.from_urls(
+        broker="redis://user:hunter2secret@127.0.0.1:1/0",
+        backend="redis://user:hunter2secret@127.0.0.1:1/1",
+    )
+    with pytest.raises(BrokerError) as info:
+        await app.start()
+    assert "127.0.0.1:1" in str(info.value) and "***" in str(info.value)
+    assert "hunter2secret" not in str(info.value) and "hunter2secret" not in repr(
+        app.io_executor.broker
+    )
+
+
+def test_redis_broker_needs_redis_backend() -> None:
+    with pytest.raises(ConfigError, match="needs a Redis result backend"):
+        Flowrra.from_urls(broker="redis://127.0.0.1:6379/0")
+
+
+async def test_tampered_message_is_never_executed(prefix: str, tmp_path: Path) -> None:
+    app = app_for(prefix)
+    marker = tmp_path / "ran"
+
+    @app.task()
+    async def touch(path: str) -> None:
+        Path(path).touch()
+
+    await app.start(workers=False)
+    broker = app.io_executor.broker
+    forged = Task("forged-id", "touch", (str(marker),), {})
+    broker.signer = Signer("an-attacker-secret-123456")
+    await broker.push_many([(forged, None, None, 0.0)])
+    broker.signer = Signer(SECRET)
+    good = await app.submit("nap", 1)
+    await app.stop()
+    async with app:
+        assert (await app.wait_for_result(good, timeout=10)).result == 1
+    counts = await app.io_executor.broker.counts()  # after stop: acks are flushed
+    await app.io_executor.broker.close()
+    assert not marker.exists()
+    assert counts["dead"] == 1 and counts["queued"] == 0 and counts["inflight"] == 0
+
+
+async def test_stop_without_wait_returns_tasks_to_the_queue(prefix: str) -> None:
+    app = app_for(prefix)
+    started = asyncio.Event()
+
+    @app.task(max_retries=0)
+    async def slow() -> str:
+        started.set()
+        await asyncio.sleep(30)
+        return "slow"
+
+    await app.start()
+    task_id = await app.submit(slow)
+    await started.wait()
+    await app.stop(wait=False)
+    assert (await app.get_result(task_id)).status is TaskStatus.PENDING
+    assert (await app.io_executor.broker.counts())["queued"] == 1
+    await app.start(workers=False)
+    assert (await app.get_result(task_id)).status is TaskStatus.PENDING
+    await app.stop()
+
+
+def test_worker_refuses_to_start_without_a_secret(prefix: str) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "FLOWRRA_SECRET_KEY"}
+    env["FLOWRRA_TEST_PREFIX"] = prefix
+    done = subprocess.run(
+        [sys.executable, "-m", "flowrra", "worker", "--app", "tests.redis_app:app"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "FLOWRRA_SECRET_KEY" in done.stderr
+
+
+async def test_a_closure_runs_on_a_worker_process(prefix: str) -> None:
+    app = app_for(prefix)
+    offset = 1000
+    app.task(name="shipped")(_make_shipped(offset))
+    app.task(name="cpu_lambda", cpu_bound=True)(lambda x: x * 2 + offset)
+    worker = start_worker(prefix)
+    try:
+        await app.start(workers=False)
+        ids = [await app.submit("shipped", 5), await app.submit("cpu_lambda", 4)]
+        results = [(await app.wait_for_result(i, timeout=60)).result for i in ids]
+        await app.stop()
+    finally:
+        log = stop_worker(worker)
+    assert results == [1005, 1008], log
+    assert "ready" in log and "Received shipped" in log
+
+
+def _make_shipped(offset: int):
+    async def shipped(x: int) -> int:
+        return x + offset
+
+    return shipped
+
+
+async def test_kill_9_workers_lose_no_task(prefix: str) -> None:
+    app = app_for(prefix)
+    await app.start(workers=False)
+    ids = await app.starmap("nap", [(i, 0.02) for i in range(500)])
+    workers = [start_worker(prefix, "--lease", "1") for _ in range(2)]
+    try:
+        for kill in range(3):
+            done = 0
+            while done < 100 * (kill + 1):  # wait on results, then kill mid-run
+                done = len(await app.list_results(status="success"))
+                await asyncio.sleep(0.05)
+            victim = workers[kill % 2]
+            victim.send_signal(signal.SIGKILL)
+            victim.wait()
+            workers[kill % 2] = start_worker(prefix, "--lease", "1")
+        records = [await app.wait_for_result(i, timeout=120) for i in ids]
+    finally:
+        for worker in workers:
+            stop_worker(worker)
+        await app.stop()
+    assert [r.result for r in records] == list(range(500))
+    assert {r.status for r in records} == {TaskStatus.SUCCESS}
