@@ -39,6 +39,14 @@ from flowrra.task import Task, TaskResult, TaskStatus
 
 __version__ = "0.2.0.dev0"
 
+
+def load_ipython_extension(ipython: object) -> None:
+    """``%load_ext flowrra``: add the ``%flowrra`` magics (IPython is imported only now)."""
+    from flowrra.notebook.magics import load_ipython_extension as load
+
+    load(ipython)
+
+
 __all__ = [
     "BackendConfig",
     "BackendError",

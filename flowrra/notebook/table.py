@@ -1,0 +1,342 @@
+"""The live task table: an anywidget fed by the app's events on the runtime thread.
+
+:class:`TaskTable` starts from the app's records, then follows ``app.events``. Events are
+queued by a subscriber that does nothing else, and flushed at most ``refresh_hz`` times
+a second, one widget message per flush (``hold_sync``), from the runtime loop: the table
+moves while a cell blocks.
+
+When events arrive faster than a table can use them (a burst: thousands a second), the
+table unsubscribes, so the executors stop paying for building events, and reads a
+snapshot of the app's records once per flush instead; when the burst is over it
+subscribes again and resynchronises. Counts are exact in both modes.
+
+Widget callbacks (filters, row clicks, cancel buttons) may run on a kernel subshell
+thread: they only post work to the runtime loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import TYPE_CHECKING, Any
+
+from flowrra.constants import STATUS_COLORS, TASK_STATUSES
+from flowrra.notebook import runtime
+from flowrra.notebook.frontend import widget_file
+from flowrra.notebook.table_state import (
+    TaskTableState,
+    format_rows,
+    load_snapshot,
+    row_from_record,
+)
+
+try:
+    import anywidget
+    import traitlets as t
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError(
+        "The task table needs anywidget and ipywidgets: pip install 'flowrra[notebook]'"
+    ) from exc
+
+if TYPE_CHECKING:
+    from flowrra.app import Flowrra
+    from flowrra.task import TaskResult
+
+__all__ = ["BURST_EVENTS_PER_SECOND", "REFRESH_BUDGET", "TaskTable"]
+
+logger = logging.getLogger("flowrra.notebook")
+
+#: Above this many events a second the table reads snapshots instead of events.
+BURST_EVENTS_PER_SECOND = 2000
+
+#: The share of the runtime loop's time refreshes may take: a refresh that took longer
+#: (a snapshot of very many records) spaces the next one out.
+REFRESH_BUDGET = 0.01
+
+_DETAIL_CHARS = 5000
+_OPEN_TIMEOUT = 10.0
+
+
+def _detail(task_id: str, record: TaskResult | None) -> dict[str, Any]:
+    if record is None:
+        return {"task_id": task_id, "missing": True}
+    row = row_from_record(record)
+    row.update(
+        result=repr(record.result)[:_DETAIL_CHARS] if record.is_success else None,
+        error=record.error,
+        traceback=record.traceback,
+        args=repr(record.args)[:_DETAIL_CHARS],
+        kwargs=repr(record.kwargs)[:_DETAIL_CHARS],
+    )
+    return row
+
+
+class _Feed:
+    """Keeps a table's state from the app's events; lives on the runtime loop."""
+
+    def __init__(self, table: TaskTable, app: Flowrra, refresh_hz: float) -> None:
+        self.table = table
+        self.app = app
+        self.interval = 1.0 / refresh_hz
+        self.state = TaskTableState(table.max_rows)
+        self.queue: deque[dict[str, Any]] = deque()
+        self.burst_limit = max(50, int(BURST_EVENTS_PER_SECOND / refresh_hz))
+        self.seen = 0
+        self.sampling = False
+        self.subscribed = False
+        self.closed = False
+        self.ticker: asyncio.Task[None] | None = None
+        self.flushes = 0
+
+    # ------------------------------------------------------------- events
+    def on_event(self, event: dict) -> None:
+        """The subscriber: queue the record; leave for snapshots on a burst."""
+        self.queue.append(event["task"])
+        self.seen += 1
+        if self.seen > self.burst_limit and self.subscribed:
+            self.subscribed = False
+            self.sampling = True
+            self.app.events.remove(self.on_event)
+
+    def _subscribe(self) -> None:
+        if not self.subscribed:
+            self.subscribed = True
+            self.app.events.subscribe(self.on_event)
+
+    def _unsubscribe(self) -> None:
+        if self.subscribed:
+            self.subscribed = False
+            self.app.events.remove(self.on_event)
+
+    # ----------------------------------------------------------- lifecycle
+    async def start(self) -> None:
+        """Load the app's records, then follow its events (on the runtime loop)."""
+        await self.resync()
+        if not self.closed:
+            self.ticker = asyncio.get_running_loop().create_task(self._run())
+
+    def stop(self) -> None:
+        """Stop following (on the runtime loop)."""
+        self.closed = True
+        self._unsubscribe()
+        if self.ticker is not None:
+            self.ticker.cancel()
+
+    def _idle(self) -> bool:
+        app = self.app
+        return app.io_executor.active_count() + app.cpu_executor.active_count() == 0
+
+    async def _run(self) -> None:
+        delay = waited = self.interval
+        while not self.closed:
+            await asyncio.sleep(self.interval)
+            waited += self.interval
+            if waited < delay and not (self.sampling and self._idle()):
+                continue  # the last refresh was costly: space them out, unless all is done
+            started = time.perf_counter()
+            try:
+                await self.tick()
+            except Exception:
+                logger.exception("The task table could not refresh")
+            delay = max(self.interval, (time.perf_counter() - started) / REFRESH_BUDGET)
+            waited = 0.0
+
+    async def tick(self) -> None:
+        """One refresh: flush queued events, or read a snapshot during a burst."""
+        if self.sampling:
+            await self._sample()
+        else:
+            self._flush()
+
+    # ------------------------------------------------------------- refreshes
+    async def resync(self) -> None:
+        """Subscribe and start again from a full snapshot of the app's records."""
+        if self.closed:
+            return
+        self._subscribe()
+        self.queue.clear()
+        self.seen = 0
+        self.sampling = False
+        snapshot = await load_snapshot(self.app, self.state, True)
+        self.state.reset(snapshot)
+        self.push()
+
+    def _flush(self) -> None:
+        self.seen = 0
+        queue = self.queue
+        if not queue:
+            if self.table.app_state != self._app_state():
+                self.push()
+            return
+        latest: dict[str, dict[str, Any]] = {}
+        while queue:
+            record = queue.popleft()
+            latest[record["task_id"]] = record
+        for record in latest.values():
+            self.state.apply(record)
+        self.push()
+
+    async def _sample(self) -> None:
+        self.queue.clear()
+        if self._idle():
+            await self.resync()  # the burst is over: follow events again
+            return
+        before = self.state.counts
+        snapshot = await load_snapshot(self.app, self.state, False)
+        change = sum(abs(n - before.get(s, 0)) for s, n in snapshot.counts.items())
+        if change <= self.burst_limit // 2:
+            await self.resync()  # quiet again (tasks may still wait on a timer)
+            return
+        self.state.reset(snapshot)
+        self.push()
+
+    def _app_state(self) -> str:
+        return "running" if self.app.is_running else "stopped"
+
+    def push(self) -> None:
+        """Send the state to the front-end: one message."""
+        table, state = self.table, self.state
+        self.flushes += 1
+        with table.hold_sync():
+            table.counts = dict(state.counts)
+            table.total = state.total
+            table.rows = state.rows()
+            table.task_names = list(state.task_names)
+            table.mode = "snapshots" if self.sampling else "events"
+            table.app_state = self._app_state()
+
+    # ---------------------------------------------------------- front-end asks
+    async def refilter(self, status: str, name: str) -> None:
+        """Apply new filters: reload the matching rows from the app."""
+        self.state.status_filter, self.state.name_filter = status, name
+        await self.resync()
+
+    async def select(self, task_id: str) -> None:
+        """Show the result, error and traceback of ``task_id``."""
+        self.table.detail = _detail(task_id, await self.app.get_result(task_id))
+
+    async def cancel(self, task_id: str) -> None:
+        """Cancel ``task_id`` (its event updates the table)."""
+        await self.app.cancel(task_id)
+
+
+class TaskTable(anywidget.AnyWidget):
+    """A live table of an app's tasks.
+
+    A header with counts per status and a progress bar; rows for running tasks first,
+    then the newest, with status colours, duration, retries and error; filters by status
+    and task name; a click on a row shows its result, error and traceback; pending and
+    running rows have a cancel button.
+
+    Its state can be read without a browser: ``counts`` (status -> int) and ``rows``
+    (dicts with task_id, task_name, status, submitted_at, started_at, finished_at,
+    duration in seconds, retries, priority, error, error_type).
+
+    Args:
+        app: The :class:`~flowrra.Flowrra` app to show.
+        max_rows: Rows shown at most.
+        refresh_hz: Refreshes (widget messages) per second at most.
+
+    Usage::
+
+        from flowrra.notebook import TaskTable
+
+        TaskTable(app)                   # last expression of a cell: displayed
+        table = TaskTable(app, max_rows=50, refresh_hz=2)
+        table.counts["success"], table.rows[:3]
+    """
+
+    _esm = widget_file("task_table.js")
+    _css = widget_file("task_table.css")
+
+    counts = t.Dict(help="Tasks per status, over all the app's records.").tag(sync=True)
+    rows = t.List(help="The rows shown: running first, then newest.").tag(sync=True)
+    total = t.Int(0, help="How many tasks the counts cover.").tag(sync=True)
+    status_filter = t.Unicode("", help="Show only this status ('' for all).").tag(sync=True)
+    name_filter = t.Unicode("", help="Show only this task name ('' for all).").tag(sync=True)
+    task_names = t.List(help="Task names known to the app.").tag(sync=True)
+    statuses = t.List(list(TASK_STATUSES), help="Every status, in order.").tag(sync=True)
+    colors = t.Dict(dict(STATUS_COLORS), help="Colour name of each status.").tag(sync=True)
+    detail = t.Dict(help="The selected task: result, error, traceback.").tag(sync=True)
+    max_rows = t.Int(200, help="Rows shown at most.").tag(sync=True)
+    mode = t.Unicode("events", help="'events', or 'snapshots' during a burst.").tag(sync=True)
+    app_state = t.Unicode("", help="'running' or 'stopped'.").tag(sync=True)
+
+    def __init__(
+        self, app: Flowrra, max_rows: int = 200, refresh_hz: float = 4.0, **kwargs: Any
+    ) -> None:
+        """Show ``app``'s tasks; see the class docstring."""
+        if isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 1:
+            raise ValueError(f"max_rows must be a whole number >= 1, got {max_rows!r}")
+        if isinstance(refresh_hz, bool) or not 0 < refresh_hz <= 60:
+            raise ValueError(f"refresh_hz must be > 0 and <= 60, got {refresh_hz!r}")
+        super().__init__(max_rows=max_rows, **kwargs)
+        self._app = app
+        self._refresh_hz = float(refresh_hz)
+        self._feed = _Feed(self, app, refresh_hz)
+        self.on_msg(self._on_front_end_msg)
+        self.observe(self._on_filter, names=["status_filter", "name_filter"])
+        self._open()
+
+    @property
+    def app(self) -> Flowrra:
+        """The app shown."""
+        return self._app
+
+    @property
+    def refresh_hz(self) -> float:
+        """Refreshes per second at most."""
+        return self._refresh_hz
+
+    @property
+    def flushes(self) -> int:
+        """How many times the table has sent its state (one message each)."""
+        return self._feed.flushes
+
+    def _can_block(self) -> bool:
+        home = self._app._home_loop
+        caller = asyncio.events._get_running_loop()
+        return not runtime.in_runtime_thread() and (home is None or home is not caller)
+
+    def _open(self) -> None:
+        future = runtime.spawn(self._feed.start)
+        if self._can_block():
+            try:
+                future.result(_OPEN_TIMEOUT)
+            except FutureTimeout:
+                logger.warning("The task table is still loading the app's records")
+
+    def refresh(self, timeout: float | None = _OPEN_TIMEOUT) -> None:
+        """Re-read the app's records and send them now; blocks until done."""
+        runtime.run_sync(self._feed.resync, timeout=timeout)
+
+    def _on_filter(self, change: dict[str, Any]) -> None:
+        runtime.spawn(self._feed.refilter, self.status_filter, self.name_filter)
+
+    def _on_front_end_msg(self, widget: Any, content: Any, buffers: Any) -> None:
+        if not isinstance(content, dict) or not isinstance(content.get("task_id"), str):
+            return
+        action = {"select": self._feed.select, "cancel": self._feed.cancel}.get(
+            content.get("type", "")
+        )
+        if action is not None:
+            runtime.spawn(action, content["task_id"])
+
+    def close(self) -> None:
+        """Stop following the app and close the widget."""
+        feed = getattr(self, "_feed", None)
+        if feed is not None and not feed.closed:
+            feed.closed = True
+            runtime.post(feed.stop)
+        super().close()
+
+    def text(self) -> str:
+        """The table as text: counts, then one line per row."""
+        return format_rows(self.counts, self.rows)
+
+    def __repr__(self) -> str:
+        counts = ", ".join(f"{n} {s}" for s, n in self.counts.items() if n)
+        return f"<TaskTable {self.total} task(s){': ' + counts if counts else ''}>"
