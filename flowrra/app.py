@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import html
+import os
+import secrets
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -11,12 +13,13 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from flowrra.config import BackendConfig, BrokerConfig, Config
 from flowrra.events import EventBus, event_bus
-from flowrra.exceptions import ExecutorNotRunningError, FlowrraError, InvalidTaskError
+from flowrra.exceptions import ConfigError, ExecutorNotRunningError, FlowrraError, InvalidTaskError
 from flowrra.executors.base import BaseTaskExecutor, SubmitOptions
 from flowrra.executors.cpu import CPUExecutor
 from flowrra.executors.io import IOExecutor
 from flowrra.home_loop import on_home_loop
 from flowrra.registry import TaskRegistry, TaskSpec
+from flowrra.serialization import Signer
 from flowrra.task import TaskResult, TaskStatus
 
 if TYPE_CHECKING:
@@ -27,6 +30,14 @@ __all__ = ["Flowrra"]
 F = TypeVar("F", bound=Callable[..., Any])
 
 _TASK_OPTIONS = ("max_retries", "retry_delay", "timeout")
+_EVENT_FOR_STATUS = {
+    TaskStatus.PENDING: "task.submitted",
+    TaskStatus.RUNNING: "task.started",
+    TaskStatus.RETRYING: "task.retrying",
+    TaskStatus.SUCCESS: "task.succeeded",
+    TaskStatus.FAILED: "task.failed",
+    TaskStatus.CANCELLED: "task.cancelled",
+}
 _NOT_RUNNING = "The Flowrra app is not running. Call 'await app.start()' or use 'async with app:'."
 
 
@@ -65,9 +76,36 @@ class Flowrra:
         shared = {"backend": self._backend, "events": self.events}
         self._io_executor = IOExecutor(self._config, self._registry, **shared)  # type: ignore[arg-type]
         self._cpu_executor = CPUExecutor(self._config, self._registry, **shared)  # type: ignore[arg-type]
+        self.secret_is_generated = False
+        if self._config.broker is not None:
+            self._link_redis()
         self._scheduler: Any = None
         self._running = False
         self._home_loop: asyncio.AbstractEventLoop | None = None
+        scheduling = self._config.scheduler
+        if scheduling is not None and scheduling.enabled:
+            self.create_scheduler(scheduling.create_backend(), scheduling.check_interval)
+
+    def _link_redis(self) -> None:
+        """Sign everything that crosses Redis and hear records stored by other processes."""
+        if not hasattr(self._backend, "on_record"):
+            raise ConfigError(
+                "A Redis broker needs a Redis result backend, so that workers in other "
+                "processes can store results this app can read: set BackendConfig(url=...) "
+                "or Flowrra.from_urls(broker=..., backend=...)"
+            )
+        secret = self._config.secret_key or os.environ.get("FLOWRRA_SECRET_KEY")
+        if secret is None:  # good for this process's own workers only
+            secret = secrets.token_hex(32)
+            self.secret_is_generated = True
+        signer = Signer(secret)
+        self._backend.signer = signer
+        self._backend.on_record = self._on_remote_record
+        for executor in (self._io_executor, self._cpu_executor):
+            executor.broker.signer = signer  # type: ignore[union-attr]
+
+    def _on_remote_record(self, record: TaskResult) -> None:
+        self.events.publish(_EVENT_FOR_STATUS[record.status], record)
 
     @classmethod
     def from_urls(cls, broker: str | None = None, backend: str | None = None) -> Flowrra:
@@ -160,13 +198,59 @@ class Flowrra:
     def create_scheduler(self, backend: Any = None, check_interval: float = 60.0) -> Any:
         """Create the persistent scheduler (cron, interval and one-time schedules).
 
-        Not part of this build yet: it raises :class:`FlowrraError` rather than
-        pretending to schedule.
+        The scheduler is registered with the app: ``app.start()`` starts it and
+        ``app.stop()`` stops it (if the app is already running, it starts at once).
+        Access it as ``app.scheduler``, or through :class:`flowrra.management.FlowrraManager`.
+
+        Args:
+            backend: Where schedules live: None (SQLite at ``.flowrra_schedule.db``), a
+                database URL (``sqlite:///path.db``, ``postgresql://...``,
+                ``mysql://...``) or a ``BaseSchedulerBackend`` instance.
+            check_interval: The longest the scheduler sleeps, in seconds: schedules
+                changed by other processes are seen within it.
+
+        Returns:
+            The :class:`~flowrra.scheduler.Scheduler`. Due runs are submitted with
+            :meth:`apply`, carrying the schedule's priority, retries and timeout.
+
+        Usage::
+
+            scheduler = app.create_scheduler()
+            await scheduler.schedule_cron("send_report", "0 9 * * *")
+            await app.start()
         """
-        raise FlowrraError(
-            "The persistent scheduler is not part of this build of flowrra yet; "
-            "app.create_scheduler() will arrive with the SQLite/PostgreSQL/MySQL scheduler."
-        )
+        from flowrra.scheduler import Scheduler
+
+        if self._scheduler is not None and self._scheduler.is_running:
+            raise FlowrraError(
+                "This app already has a running scheduler; stop the app before creating another"
+            )
+
+        async def submit(
+            task_name: str,
+            args: tuple,
+            kwargs: dict,
+            *,
+            priority: int,
+            max_retries: int | None,
+            retry_delay: float | None,
+            timeout: float | None,
+        ) -> str:
+            return await self.apply(
+                task_name,
+                args,
+                kwargs,
+                priority=priority,
+                max_retries=max_retries,
+                retry_delay=retry_delay,
+                timeout=timeout,
+            )
+
+        scheduler = Scheduler(backend, self._registry, check_interval, submit=submit)
+        self._scheduler = scheduler
+        if self._running and self._home_loop is not None:
+            asyncio.run_coroutine_threadsafe(scheduler.start(), self._home_loop)
+        return scheduler
 
     def _route(self, task: Callable[..., Any] | str) -> tuple[BaseTaskExecutor, TaskSpec]:
         spec = self._io_executor._spec_for(task)
@@ -332,13 +416,32 @@ class Flowrra:
 
     # -------------------------------------------------------------- lifecycle
     @on_home_loop
-    async def start(self) -> None:
-        """Start the executors (and the scheduler, if one was created). Idempotent."""
+    async def start(self, workers: bool | Iterable[str] = True) -> None:
+        """Start the executors (and the scheduler, if one was created). Idempotent.
+
+        Args:
+            workers: True runs tasks in this process. With a Redis broker, False only
+                submits (``flowrra worker`` processes run the tasks), and ``{"io"}`` or
+                ``{"cpu"}`` runs only that kind here.
+
+        Raises:
+            BrokerError, BackendError: Redis is unreachable (the URL is named, its
+                password hidden).
+        """
         if self._running:
             return
+        kinds = {"io", "cpu"} if workers is True else set() if workers is False else set(workers)
+        if kinds - {"io", "cpu"}:
+            raise ConfigError(
+                f"workers takes True, False or kinds from 'io', 'cpu'; got {workers!r}"
+            )
         self._home_loop = asyncio.get_running_loop()
-        await self._io_executor.start()
-        await self._cpu_executor.start()
+        if self._config.broker is not None:
+            await self._io_executor.broker.ping()  # type: ignore[union-attr]
+            await self._backend.ping()
+            await self._backend.listen()
+        await self._io_executor.start(workers="io" in kinds)
+        await self._cpu_executor.start(workers="cpu" in kinds)
         try:
             if self._scheduler is not None:
                 await self._scheduler.start()
@@ -366,6 +469,10 @@ class Flowrra:
         await asyncio.gather(
             self._io_executor.stop(wait, timeout), self._cpu_executor.stop(wait, timeout)
         )
+        if self._config.broker is not None:  # Redis clients belong to this loop: let go
+            for executor in (self._io_executor, self._cpu_executor):
+                await executor.broker.close()  # type: ignore[union-attr]
+            await self._backend.close()
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -391,4 +498,54 @@ class Flowrra:
         return f"<Flowrra {self._status_line()}>"
 
     def _repr_html_(self) -> str:
-        return f"<b>Flowrra</b> {html.escape(self._status_line())}"
+        """An HTML summary for notebooks: state, workers, queue sizes, records per
+        status, and the broker and backend URLs with passwords hidden."""
+        from urllib.parse import urlsplit
+
+        from flowrra.constants import STATUS_COLORS
+
+        def hidden(url: str | None) -> str:
+            parts = urlsplit(url or "")
+            if not url or parts.password is None:
+                return url or "in memory"
+            return parts._replace(
+                netloc=parts.netloc.replace(f":{parts.password}@", ":***@")
+            ).geturl()
+
+        def counts() -> dict[str, int]:
+            counter = getattr(self._backend, "count_by_status", None)
+            return dict(counter()) if counter is not None else {}
+
+        async def counts_on_home() -> dict[str, int]:
+            return counts()
+
+        home = self._home_loop
+        try:  # the records belong to the home loop's thread: count them there
+            if home is None or not home.is_running() or home is asyncio.events._get_running_loop():
+                found = counts()
+            else:
+                found = asyncio.run_coroutine_threadsafe(counts_on_home(), home).result(1.0)
+            queued = f"io {self._io_executor.queue_size()}, cpu {self._cpu_executor.queue_size()}"
+        except Exception:  # a repr must not fail
+            found, queued = {}, "?"
+        records = " &middot; ".join(
+            f"<span style='color:{STATUS_COLORS.get(s, 'gray')}'>{s} {n}</span>"
+            for s, n in found.items()
+        )
+        executor = self._config.executor
+        rows = [
+            ("tasks", html.escape(", ".join(self._registry.list_tasks()) or "none registered")),
+            ("workers", f"io {executor.io_workers}, cpu {executor.cpu_workers}"),
+            ("queued", queued),
+            ("records", records or "-"),
+            ("broker", html.escape(hidden(self._config.broker and self._config.broker.url))),
+            ("backend", html.escape(hidden(self._config.backend and self._config.backend.url))),
+        ]
+        body = "".join(
+            f"<tr><th style='text-align:left'>{k}</th><td>{v}</td></tr>" for k, v in rows
+        )
+        state, colour = ("running", "green") if self._running else ("stopped", "gray")
+        return (
+            f"<div class='flowrra-app'><b>Flowrra</b> <span style='color:{colour}'>{state}</span>"
+            f"<table>{body}</table></div>"
+        )

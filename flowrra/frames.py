@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from flowrra.task import TaskResult, TaskStatus
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["RESULT_COLUMNS", "results_frame"]
+__all__ = ["RESULT_COLUMNS", "SCHEDULE_COLUMNS", "results_frame", "schedules_frame"]
 
 RESULT_COLUMNS = (
     "task_id",
@@ -26,6 +26,20 @@ RESULT_COLUMNS = (
     "priority",
     "args",
     "kwargs",
+)
+
+SCHEDULE_COLUMNS = (
+    "schedule_id",
+    "task_name",
+    "type",
+    "schedule",
+    "enabled",
+    "next_run_at",
+    "last_run_at",
+    "priority",
+    "args",
+    "kwargs",
+    "description",
 )
 
 
@@ -67,5 +81,36 @@ def results_frame(records: Iterable[TaskResult]) -> pd.DataFrame:
     frame["duration"] = pd.to_timedelta(frame["duration"])  # type: ignore[attr-defined]
     frame["status"] = pd.Categorical(  # type: ignore[attr-defined]
         frame["status"], categories=[s.value for s in TaskStatus]
+    )
+    return frame
+
+
+def schedules_frame(schedules: Iterable[Any]) -> pd.DataFrame:
+    """One row per schedule (:class:`flowrra.scheduler.ScheduledTask` or alike) with
+    :data:`SCHEDULE_COLUMNS`; ``type`` is categorical (cron, interval, one_time) and the
+    datetimes are time-zone aware (UTC)."""
+    pd = _pandas()
+    rows = [
+        {
+            "schedule_id": s.id,
+            "task_name": s.task_name,
+            "type": s.schedule_type.value,
+            "schedule": s.schedule,
+            "enabled": bool(s.enabled),
+            "next_run_at": s.next_run_at,
+            "last_run_at": s.last_run_at,
+            "priority": s.priority,
+            "args": tuple(s.args),
+            "kwargs": dict(s.kwargs),
+            "description": s.description,
+        }
+        for s in schedules
+    ]
+    frame = pd.DataFrame(rows, columns=list(SCHEDULE_COLUMNS))  # type: ignore[attr-defined]
+    for column in ("next_run_at", "last_run_at"):
+        frame[column] = pd.to_datetime(frame[column], utc=True)  # type: ignore[attr-defined]
+    frame["enabled"] = frame["enabled"].astype(bool)
+    frame["type"] = pd.Categorical(  # type: ignore[attr-defined]
+        frame["type"], categories=["cron", "interval", "one_time"]
     )
     return frame
