@@ -36,7 +36,8 @@ def split_options(url: str, names: tuple[str, ...]) -> tuple[str, dict[str, str]
             mine[key] = value
         else:
             rest.append((key, value))
-    return urlunsplit(parts._replace(query=urlencode(rest))), mine
+    base = url.split("?", 1)[0]  # urlunsplit would turn unix:///path into unix:/path
+    return (f"{base}?{urlencode(rest)}" if rest else base), mine
 
 
 def connect(

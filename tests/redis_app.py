@@ -25,7 +25,7 @@ def make_app(prefix: str = PREFIX, url: str = URL, secret: str | None = None) ->
     app = Flowrra(
         Config(
             broker=BrokerConfig(url, queue_key=f"{prefix}:queue"),
-            backend=BackendConfig(f"{url}?key_prefix={prefix}"),
+            backend=BackendConfig(f"{url}{'&' if '?' in url else '?'}key_prefix={prefix}"),
             executor=ExecutorConfig(io_workers=8, retry_delay=0.05),
             secret_key=secret,
         )

@@ -23,6 +23,10 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
+from redis.exceptions import BusyLoadingError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
 from flowrra.backends.base import BaseResultBackend
 from flowrra.exceptions import BackendError, TaskTimeoutError, UnknownTaskIdError
 from flowrra.redis_client import Batcher, connect, redacted, split_options
@@ -34,6 +38,7 @@ __all__ = ["RedisBackend"]
 logger = logging.getLogger("flowrra.redis")
 
 _STATUSES = [s.value for s in TaskStatus]
+_TRANSIENT = (RedisConnectionError, RedisTimeoutError, BusyLoadingError, OSError)
 _TERMINAL = {b"success", b"failed", b"cancelled"}
 _RECENT = 100_000  # completions remembered by the listener, so most waits need no read
 
@@ -196,10 +201,19 @@ class RedisBackend(BaseResultBackend):
     # ------------------------------------------------------------------ reads
     async def get(self, task_id: str) -> TaskResult | None:
         """The record of ``task_id``, or None."""
-        try:
-            blob = await self.client.get(self._key(task_id))
-        except Exception as exc:
-            raise BackendError(f"Failed to read from {redacted(self.url)}: {exc}") from exc
+        delay = 0.05
+        for attempt in range(10):  # a restarted server: reconnect with backoff, ~10 s
+            try:
+                blob = await self.client.get(self._key(task_id))
+                break
+            except _TRANSIENT as exc:
+                error: Exception = exc
+            except Exception as exc:
+                raise BackendError(f"Failed to read from {redacted(self.url)}: {exc}") from exc
+            if attempt == 9:
+                raise BackendError(f"Failed to read from {redacted(self.url)}: {error}") from error
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
         return None if blob is None else self._signer().loads(blob)
 
     async def wait_for(self, task_id: str, timeout: float | None) -> TaskResult:
