@@ -29,7 +29,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from flowrra.backends.base import BaseResultBackend
 from flowrra.exceptions import BackendError, TaskTimeoutError, UnknownTaskIdError
-from flowrra.redis_client import Batcher, connect, redacted, split_options
+from flowrra.redis_client import LUA_UNPACK, Batcher, connect, pack_rows, redacted, split_options
 from flowrra.serialization import Signer
 from flowrra.task import TaskResult, TaskStatus
 
@@ -42,32 +42,39 @@ _TRANSIENT = (RedisConnectionError, RedisTimeoutError, BusyLoadingError, OSError
 _TERMINAL = {b"success", b"failed", b"cancelled"}
 _RECENT = 100_000  # completions remembered by the listener, so most waits need no read
 
-# ARGV: prefix, channel, origin, then per record: id, status, score, name, ttl, blob.
+# ARGV: prefix, channel, origin, and the rows (id, status, score, name, ttl, blob, fresh).
+# A fresh record (just submitted) is in no index yet and is not announced: its submitter
+# announces it to its own event bus; records given back to the queue are announced.
 # Keys are built here from the prefix: every key of a record lives under it.
-_STORE = """
+_STORE = (
+    LUA_UNPACK
+    + """
 local p, channel, origin = ARGV[1], ARGV[2], ARGV[3]
 local statuses = {'pending', 'running', 'success', 'failed', 'retrying', 'cancelled'}
-for i = 4, #ARGV, 6 do
-  local id, status, score, name, ttl, blob =
-    ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], tonumber(ARGV[i + 4]), ARGV[i + 5]
+for _, r in ipairs(rows(ARGV[4], 7)) do
+  local id, status, score, name, ttl, blob = r[1], r[2], r[3], r[4], tonumber(r[5]), r[6]
   if ttl > 0 then
     redis.call('SET', p .. ':result:' .. id, blob, 'EX', ttl)
   else
     redis.call('SET', p .. ':result:' .. id, blob)
   end
   redis.call('ZADD', p .. ':results', score, id)
-  for _, other in ipairs(statuses) do
-    if other ~= status then redis.call('ZREM', p .. ':status:' .. other, id) end
+  if status == 'pending' and r[7] == '1' then  -- a new record: in no other index yet
+    if name ~= '' then
+      redis.call('ZADD', p .. ':name:' .. name, score, id)
+      redis.call('SADD', p .. ':names', name)
+    end
+  else
+    for _, other in ipairs(statuses) do
+      if other ~= status then redis.call('ZREM', p .. ':status:' .. other, id) end
+    end
+    redis.call('PUBLISH', channel, origin .. '|' .. status .. '|' .. id .. '|' .. blob)
   end
   redis.call('ZADD', p .. ':status:' .. status, score, id)
-  if status == 'pending' and name ~= '' then
-    redis.call('ZADD', p .. ':name:' .. name, score, id)
-    redis.call('SADD', p .. ':names', name)
-  end
-  redis.call('PUBLISH', channel, origin .. '|' .. status .. '|' .. id .. '|' .. blob)
 end
 return 1
 """
+)
 
 
 class RedisBackend(BaseResultBackend):
@@ -180,15 +187,22 @@ class RedisBackend(BaseResultBackend):
         expire = self.ttl if (self.ttl and record.is_complete) else 0
         score = record.submitted_at.timestamp() if record.submitted_at else 0.0
         blob = self._signer().dumps(record, what="result")
-        return [record.task_id, record.status.value, score, record.task_name or "", expire, blob]
+        fresh = 1 if record.status is TaskStatus.PENDING and record.started_at is None else 0
+        return [
+            record.task_id,
+            record.status.value,
+            score,
+            record.task_name or "",
+            expire,
+            blob,
+            fresh,
+        ]
 
     async def _write(self, records: list[TaskResult]) -> None:
         await self._write_entries([self._entry(r) for r in records])
 
     async def _write_entries(self, entries: list[list[Any]]) -> None:
-        args: list[Any] = [self.prefix, self.channel, self.origin]
-        for entry in entries:
-            args += entry
+        args: list[Any] = [self.prefix, self.channel, self.origin, pack_rows(entries)]
         if self._store_script is None:
             self._store_script = self.client.register_script(_STORE)
         try:

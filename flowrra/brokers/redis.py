@@ -26,7 +26,7 @@ from typing import Any
 
 from flowrra.brokers.base import BaseBroker
 from flowrra.exceptions import BrokerError, SignatureError
-from flowrra.redis_client import connect, redacted
+from flowrra.redis_client import LUA_UNPACK, connect, pack_rows, redacted
 from flowrra.serialization import Signer
 from flowrra.task import Task
 
@@ -43,10 +43,11 @@ _LUA_NOW = "local t = redis.call('TIME') local now = tonumber(t[1]) + tonumber(t
 
 _ENQUEUE = (
     _LUA_NOW
+    + LUA_UNPACK
     + """
 local n = 0
-for i = 1, #ARGV, 4 do
-  local id, pr, due, blob = ARGV[i], tonumber(ARGV[i+1]), tonumber(ARGV[i+2]), ARGV[i+3]
+for _, r in ipairs(rows(ARGV[1], 4)) do
+  local id, pr, due, blob = r[1], tonumber(r[2]), tonumber(r[3]), r[4]
   redis.call('HSET', KEYS[2], id, blob)
   if due > now then
     redis.call('ZADD', KEYS[5], due, pr .. ':' .. id)
@@ -253,17 +254,19 @@ class RedisBroker(BaseBroker):
         """Queue ``(task, submitted_at, function_digest, due_timestamp)`` items; due 0 means
         now. One round trip per 1,000 items."""
         for start in range(0, len(items), 1000):
-            args: list[Any] = []
+            rows: list[list[Any]] = []
             for task, submitted_at, function, due in items[start : start + 1000]:
                 if not -_MAX_PRIORITY <= task.priority <= _MAX_PRIORITY:
                     raise BrokerError(
                         f"priority must be between -{_MAX_PRIORITY} and {_MAX_PRIORITY} on "
                         f"Redis, got {task.priority}"
                     )
-                args += [task.id, task.priority, due, self.encode(task, submitted_at, function)]
+                rows.append(
+                    [task.id, task.priority, due, self.encode(task, submitted_at, function)]
+                )
             k = self.keys
             keys = [k["queue"], k["payloads"], k["seq"], k["wakeup"], k["delayed"]]
-            await self._run("enqueue", keys, args)
+            await self._run("enqueue", keys, [pack_rows(rows)])
 
     async def push(self, task: Task) -> None:
         """Queue one task now."""

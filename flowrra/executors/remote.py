@@ -260,7 +260,7 @@ class RemoteQueue:
             if item is None or record is None:
                 continue
             tasks.append(item.task)
-            record.status, record.started_at = TaskStatus.PENDING, None
+            record.status = TaskStatus.PENDING  # started_at stays: it is not a new record
             records.append(record)
         if records:
             await executor.results.store_many(records)  # type: ignore[attr-defined]
