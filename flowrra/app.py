@@ -101,6 +101,8 @@ class Flowrra:
         signer = Signer(secret)
         self._backend.signer = signer
         self._backend.on_record = self._on_remote_record
+        self._backend.on_cancel = self._on_cancel_request
+        self._cancelling: set[asyncio.Future[bool]] = set()
         for executor in (self._io_executor, self._cpu_executor):
             executor.broker.signer = signer  # type: ignore[union-attr]
 
@@ -349,7 +351,8 @@ class Flowrra:
 
     @on_home_loop
     async def cancel(self, task_id: str) -> bool:
-        """Cancel a task: a pending one never runs, a running one is stopped.
+        """Cancel a task: a pending one never runs, a running one is stopped (on a
+        Redis broker, also when another process runs it).
 
         Returns True once the record is CANCELLED; False when the task had already
         finished (or is unknown).
@@ -357,7 +360,24 @@ class Flowrra:
         for executor in (self._io_executor, self._cpu_executor):
             if task_id in executor._active:
                 return await executor.cancel(task_id)
-        return False
+        if self._config.broker is None:
+            return False
+        for executor in (self._io_executor, self._cpu_executor):
+            if await executor._remote.cancel_queued(task_id):  # type: ignore[union-attr]
+                return True
+        record = await self._backend.get(task_id)
+        if record is None or record.status is not TaskStatus.RUNNING:
+            return False
+        await self._backend.request_cancel(task_id)  # the worker running it stops it
+        record = await self._backend.wait_for(task_id, None)
+        return record.status is TaskStatus.CANCELLED
+
+    def _on_cancel_request(self, task_id: str) -> None:
+        for executor in (self._io_executor, self._cpu_executor):
+            if task_id in executor._in_body:
+                task = asyncio.ensure_future(executor.cancel(task_id))
+                self._cancelling.add(task)
+                task.add_done_callback(self._cancelling.discard)
 
     # ---------------------------------------------------------------- results
     @on_home_loop

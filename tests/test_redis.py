@@ -235,3 +235,22 @@ async def test_kill_9_workers_lose_no_task(prefix: str) -> None:
         await app.stop()
     assert [r.result for r in records] == list(range(500))
     assert {r.status for r in records} == {TaskStatus.SUCCESS}
+
+
+async def test_cancel_a_task_running_in_another_app(prefix: str) -> None:
+    submitter, worker = app_for(prefix), app_for(prefix)
+    started = asyncio.Event()
+    submitter.events.subscribe(lambda e: started.set() if e["type"] == "task.started" else None)
+    await submitter.start(workers=False)
+    await worker.start()
+    try:
+        queued = await submitter.apply("nap", (1,), countdown=60)
+        assert await submitter.cancel(queued) is True  # still waiting in Redis
+        running = await submitter.submit("nap", 2, 60.0)
+        await started.wait()  # the other app's event reached this one
+        assert await submitter.cancel(running) is True  # running in the other app
+        assert (await submitter.get_result(running)).status is TaskStatus.CANCELLED
+        assert (await submitter.get_result(queued)).status is TaskStatus.CANCELLED
+    finally:
+        await worker.stop(wait=False)
+        await submitter.stop()

@@ -103,6 +103,8 @@ class RedisBackend(BaseResultBackend):
         self.origin = os.urandom(8).hex().encode()
         #: Called with each record stored by another process (events from elsewhere).
         self.on_record: Callable[[TaskResult], None] | None = None
+        #: Called with the id of a task some process asked to cancel.
+        self.on_cancel: Callable[[str], None] | None = None
         self._options = {
             "max_connections": max_connections,
             "socket_timeout": socket_timeout,
@@ -320,6 +322,10 @@ class RedisBackend(BaseResultBackend):
             logger.error("Ignored a malformed message on %s", self.channel)
             return
         task_id = task_id_b.decode()
+        if status == b"cancel":
+            if self.on_cancel is not None and self._signer().verify(blob) == task_id_b:
+                self.on_cancel(task_id)
+            return
         if status in _TERMINAL:  # kept as bytes: verified and loaded only if asked for
             self._recent[task_id] = blob
             if len(self._recent) > _RECENT:
@@ -342,6 +348,12 @@ class RedisBackend(BaseResultBackend):
         for future in self._waiters.pop(task_id, []):
             if not future.done():
                 future.set_result(record)
+
+    async def request_cancel(self, task_id: str) -> None:
+        """Ask every process to stop ``task_id`` if it runs it (a signed message)."""
+        data = task_id.encode()
+        header = b"|".join((self.origin, b"cancel", data))
+        await self.client.publish(self.channel, header + b"|" + self._signer().sign(data))
 
     # ---------------------------------------------------------------- listing
     async def list_results(
