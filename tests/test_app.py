@@ -106,6 +106,7 @@ async def test_retries_then_success_keep_the_record_whole(app: Flowrra, event_lo
         task_id = await app.apply(flaky, (7,), priority=3)
         record = await app.wait_for_result(task_id, timeout=5)
     assert record.result == 7 and record.retries == 2 and calls == 3
+    assert record.error is None and record.error_type is None  # a success carries no error
     assert record.args == (7,) and record.priority == 3 and record.submitted_at is not None
     assert event_log.types(task_id) == [
         "task.submitted",

@@ -357,6 +357,8 @@ class BaseTaskExecutor(ABC):
         record.status = status
         record.result = result
         record.finished_at = utcnow()
+        if status is _SUCCESS:
+            record.error = record.error_type = record.traceback = None
         if exc is not None:
             record.error = message or str(exc) or repr(exc)
             record.error_type = _error_type(exc)
@@ -481,6 +483,8 @@ class BaseTaskExecutor(ABC):
         record.status = _SUCCESS
         record.result = value
         record.finished_at = utcnow()
+        if record.error is not None:  # from an earlier attempt: a success carries none
+            record.error = record.error_type = record.traceback = None
         del self._active[task.id]
         store_now(record.task_id, record)
         events = self.events
