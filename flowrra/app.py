@@ -221,6 +221,8 @@ class Flowrra:
             await scheduler.schedule_cron("send_report", "0 9 * * *")
             await app.start()
         """
+        import logging
+
         from flowrra.scheduler import Scheduler
 
         if self._scheduler is not None and self._scheduler.is_running:
@@ -248,10 +250,17 @@ class Flowrra:
                 timeout=timeout,
             )
 
+        def report(started: Any) -> None:
+            if not started.cancelled() and started.exception() is not None:
+                logging.getLogger("flowrra.scheduler").error(
+                    "The scheduler could not start", exc_info=started.exception()
+                )
+
         scheduler = Scheduler(backend, self._registry, check_interval, submit=submit)
         self._scheduler = scheduler
         if self._running and self._home_loop is not None:
-            asyncio.run_coroutine_threadsafe(scheduler.start(), self._home_loop)
+            start = asyncio.run_coroutine_threadsafe(scheduler.start(), self._home_loop)
+            start.add_done_callback(report)
         return scheduler
 
     def _route(self, task: Callable[..., Any] | str) -> tuple[BaseTaskExecutor, TaskSpec]:
