@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import html
+import itertools
 import os
 import secrets
+import weakref
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -25,7 +27,7 @@ from flowrra.task import TaskResult, TaskStatus
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["Flowrra"]
+__all__ = ["Flowrra", "latest_app"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -39,6 +41,15 @@ _EVENT_FOR_STATUS = {
     TaskStatus.CANCELLED: "task.cancelled",
 }
 _NOT_RUNNING = "The Flowrra app is not running. Call 'await app.start()' or use 'async with app:'."
+
+
+_live_apps: weakref.WeakSet[Flowrra] = weakref.WeakSet()
+_serials = itertools.count()
+
+
+def latest_app() -> Flowrra | None:
+    """The most recently created app still alive in this process, if any."""
+    return max(_live_apps, key=lambda app: app._serial, default=None)
 
 
 class Flowrra:
@@ -82,6 +93,8 @@ class Flowrra:
         self._scheduler: Any = None
         self._running = False
         self._home_loop: asyncio.AbstractEventLoop | None = None
+        self._serial = next(_serials)
+        _live_apps.add(self)
         scheduling = self._config.scheduler
         if scheduling is not None and scheduling.enabled:
             self.create_scheduler(scheduling.create_backend(), scheduling.check_interval)
@@ -529,17 +542,11 @@ class Flowrra:
     def _repr_html_(self) -> str:
         """An HTML summary for notebooks: state, workers, queue sizes, records per
         status, and the broker and backend URLs with passwords hidden."""
-        from urllib.parse import urlsplit
-
         from flowrra.constants import STATUS_COLORS
+        from flowrra.redis_client import redacted
 
         def hidden(url: str | None) -> str:
-            parts = urlsplit(url or "")
-            if not url or parts.password is None:
-                return url or "in memory"
-            return parts._replace(
-                netloc=parts.netloc.replace(f":{parts.password}@", ":***@")
-            ).geturl()
+            return redacted(url) if url else "in memory"
 
         def counts() -> dict[str, int]:
             counter = getattr(self._backend, "count_by_status", None)

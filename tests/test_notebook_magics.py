@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -303,10 +305,18 @@ def test_use_picks_the_app(shell: InteractiveShell, capsys: pytest.CaptureFixtur
         cell(shell, "%flowrra use asyncio")
 
 
-def test_no_app_is_a_clear_error(shell: InteractiveShell) -> None:
-    shell.user_ns.pop("app")
-    with pytest.raises(FlowrraError, match="No Flowrra app"):
-        cell(shell, "%flowrra status")
+def test_no_app_is_a_clear_error() -> None:
+    code = (
+        "from IPython.core.interactiveshell import InteractiveShell\n"
+        "shell = InteractiveShell.instance()\n"
+        "shell.run_line_magic('load_ext', 'flowrra')\n"
+        "try:\n"
+        "    shell.run_line_magic('flowrra', 'status')\n"
+        "except Exception as exc:\n"
+        "    print(type(exc).__name__, exc)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert "FlowrraError No Flowrra app" in done.stdout, done.stdout + done.stderr
 
 
 def test_doctor_reports(shell: InteractiveShell) -> None:

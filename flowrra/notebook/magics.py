@@ -2,7 +2,7 @@
 
 ``%load_ext flowrra`` registers :class:`FlowrraMagics`. The magics act on the current
 app: the one named with ``%flowrra use NAME``, else the most recently created
-:class:`~flowrra.Flowrra` bound to a name in the notebook. Arguments are Python
+:class:`~flowrra.Flowrra` still alive in the kernel. Arguments are Python
 expressions evaluated in the notebook's namespace; a word is one expression, and
 brackets and strings may hold spaces (``%flowrra map square [1, 2, 3]``).
 
@@ -32,7 +32,6 @@ import ast
 import asyncio
 import contextlib
 import io
-import itertools
 import os
 import tokenize
 import weakref
@@ -46,7 +45,7 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_exp
 from traitlets import Bool, Enum, Float, Int, TraitError, default, validate
 from traitlets.config.configurable import Configurable
 
-from flowrra.app import Flowrra
+from flowrra.app import Flowrra, latest_app
 from flowrra.clock import ensure_aware
 from flowrra.constants import TASK_STATUSES
 from flowrra.exceptions import FlowrraError, TaskTimeoutError
@@ -312,8 +311,6 @@ class FlowrraMagics(Magics, Configurable):
         """Magics bound to ``shell`` (an IPython InteractiveShell)."""
         super().__init__(shell=shell, **kwargs)
         self._chosen: weakref.ref[Flowrra] | None = None
-        self._seen: weakref.WeakKeyDictionary[Flowrra, int] = weakref.WeakKeyDictionary()
-        self._order = itertools.count()
         self._tables: weakref.WeakKeyDictionary[Flowrra, Any] = weakref.WeakKeyDictionary()
         self._parsers = _build_parsers()
         self._commands: dict[str, Callable[[argparse.Namespace], Any]] = {
@@ -359,12 +356,6 @@ class FlowrraMagics(Magics, Configurable):
         return "Valid subcommands of %flowrra:\n" + "\n".join(lines)
 
     # --------------------------------------------------------- current app
-    def note_apps(self, *_: Any) -> None:
-        """Remember the order in which apps appear in the namespace (after each cell)."""
-        for value in list(self.shell.user_ns.values()):
-            if isinstance(value, Flowrra) and value not in self._seen:
-                self._seen[value] = next(self._order)
-
     def current_app(self) -> Flowrra:
         """The app the magics act on (see the module docstring).
 
@@ -374,14 +365,13 @@ class FlowrraMagics(Magics, Configurable):
         chosen = self._chosen() if self._chosen is not None else None
         if chosen is not None:
             return chosen
-        self.note_apps()
-        apps = [v for v in list(self.shell.user_ns.values()) if isinstance(v, Flowrra)]
-        if not apps:
+        latest = latest_app()
+        if latest is None:
             raise FlowrraError(
                 "No Flowrra app in this notebook: create one (app = Flowrra()) or name one "
                 "with %flowrra use NAME"
             )
-        return max(apps, key=lambda a: self._seen.get(a, -1))
+        return latest
 
     def _text_mode(self) -> bool:
         return self.noninteractive
@@ -607,13 +597,9 @@ def load_ipython_extension(ipython: Any) -> None:
     magics = FlowrraMagics(shell=ipython, config=ipython.config)
     ipython.register_magics(magics)
     ipython.configurables.append(magics)
-    ipython.events.register("post_run_cell", magics.note_apps)
-    magics.note_apps()
 
 
 def unload_ipython_extension(ipython: Any) -> None:
-    """Remove the magics' configurable and cell hook (``%unload_ext flowrra``)."""
+    """Remove the magics' configurable (``%unload_ext flowrra``)."""
     for configurable in [c for c in ipython.configurables if isinstance(c, FlowrraMagics)]:
         ipython.configurables.remove(configurable)
-        with contextlib.suppress(ValueError):
-            ipython.events.unregister("post_run_cell", configurable.note_apps)
