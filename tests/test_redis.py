@@ -87,6 +87,9 @@ async def test_submit_wait_retry_and_list_on_redis(prefix: str) -> None:
         listed = await app.list_results(status="success", task_name="nap", limit=5)
         assert [r.task_id for r in listed] == ids[::-1][:5]
         assert (await app.get_result(one)).args == (7,)
+        frame = await app.results_frame(task_name="nap", limit=3)
+        assert len(frame) == 3 and set(frame["status"]) == {"success"}
+        assert str(frame["finished_at"].dt.tz) == "UTC" and frame["duration"].notna().all()
     counts = await app.io_executor.broker.counts()  # after stop: acks are flushed
     await app.io_executor.broker.close()
     assert counts == {"queued": 0, "delayed": 0, "inflight": 0, "dead": 0}

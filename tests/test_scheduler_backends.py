@@ -100,6 +100,20 @@ class BackendContract:
         assert stored.next_run_at.tzinfo is not None and stored.args == (1, "x")
         assert await backend.get("missing") is None
 
+    async def test_schedules_frame_from_this_backend(self, backend) -> None:
+        pytest.importorskip("pandas")
+        from flowrra.frames import schedules_frame
+
+        await backend.create(schedule(1, description="daily report", priority=3))
+        frame = schedules_frame(await backend.list_all())
+        row = frame.iloc[0]
+        assert (row["schedule_id"], row["description"], row["priority"]) == (
+            "s1",
+            "daily report",
+            3,
+        )
+        assert row["args"] == (1, "x") and str(frame["next_run_at"].dt.tz) == "UTC"
+
     async def test_add_is_idempotent_on_the_definition(self, backend, other) -> None:
         first = await backend.add(schedule(1))
         again = await other.add(schedule(1, id="another-id", priority=9))
