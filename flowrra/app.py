@@ -306,9 +306,11 @@ class Flowrra:
             raise ExecutorNotRunningError(_NOT_RUNNING)
         executor, spec = self._route(task_func)
         task = executor.enqueue(spec, args, kwargs, priority)
-        if task is not None:
-            return task.id
-        return await executor.submit_spec(spec, args, kwargs, priority)
+        if task is None:
+            return await executor.submit_spec(spec, args, kwargs, priority)
+        if executor._queue.handed:
+            await executor.share_loop()
+        return task.id
 
     @on_home_loop
     async def apply(

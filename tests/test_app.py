@@ -497,3 +497,44 @@ async def test_cpu_bound_module_level_function_runs_in_a_process(app: Flowrra) -
         pids = app.cpu_executor.pool.pids
     assert results == [4, 9]
     assert pids and all(pid != __import__("os").getpid() for pid in pids)
+
+
+async def test_workers_start_while_a_long_burst_is_still_being_submitted() -> None:
+    # A run of submits never suspends by itself; the executor lets the loop run so the
+    # first tasks start at once rather than after the whole burst (and the loop is shared).
+    app = Flowrra(Config(executor=ExecutorConfig(io_workers=4)))
+    submitted = 0
+    seen_at_start: list[int] = []
+
+    @app.task()
+    async def note() -> None:
+        seen_at_start.append(submitted)
+
+    async with app:
+        ids = []
+        for _ in range(3_000):
+            ids.append(await app.submit(note))
+            submitted += 1
+        burst = submitted
+        for task_id in ids:
+            await app.wait_for_result(task_id, timeout=10)
+    assert len(seen_at_start) == 3_000
+    assert min(seen_at_start) < burst  # the first tasks ran during the burst
+
+
+async def test_map_lets_workers_start_during_a_long_map() -> None:
+    app = Flowrra(Config(executor=ExecutorConfig(io_workers=2)))
+    started = asyncio.Event()
+    done_before_return: list[bool] = []
+
+    @app.task()
+    async def mark(i: int) -> int:
+        started.set()
+        return i
+
+    async with app:
+        ids = await app.map(mark, range(3_000))
+        done_before_return.append(started.is_set())
+        results = [(await app.wait_for_result(i, timeout=10)).result for i in ids]
+    assert results == list(range(3_000))
+    assert done_before_return == [True]

@@ -22,7 +22,8 @@ class InMemoryBroker(BaseBroker):
     :meth:`push_nowait` with ``force=True`` (used for retries and delayed tasks, which
     were admitted once already) always succeeds, so a full queue can never deadlock
     workers that re-enqueue. A worker waiting in :meth:`pop` is handed the next task
-    directly.
+    directly, and :attr:`handed` is set so a submitter knows an idle worker is waiting
+    for the loop to run it (see :meth:`BaseTaskExecutor.share_loop`).
     """
 
     def __init__(self, maxsize: int = 0) -> None:
@@ -34,6 +35,8 @@ class InMemoryBroker(BaseBroker):
         self._getters: deque[asyncio.Future[Task | None]] = deque()
         self._putters: deque[asyncio.Future[None]] = deque()
         self._closed = False
+        #: True once a waiting :meth:`pop` was handed a task; the submitter clears it.
+        self.handed = False
 
     def full(self) -> bool:
         """True when a plain :meth:`push` would have to wait."""
@@ -59,6 +62,7 @@ class InMemoryBroker(BaseBroker):
             fut = getters.popleft()
             if not fut.done():
                 fut.set_result(task)
+                self.handed = True
                 return
         self._append(task)
 
@@ -81,6 +85,15 @@ class InMemoryBroker(BaseBroker):
             heapq.heappop(self._priorities)
             del self._buckets[priority]
         self._size -= 1
+        return task
+
+    def pop_nowait(self) -> Task | None:
+        """Take the next task if one is queued, else None (never waits)."""
+        if not self._size:
+            return None
+        task = self._take()
+        if self._putters:
+            self._wake_putter()
         return task
 
     async def pop(self, timeout: float | None = None) -> Task | None:
