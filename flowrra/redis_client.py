@@ -6,43 +6,48 @@ password when a URL is shown, and the retry policy for reconnecting.
 
 from __future__ import annotations
 
+import json
 import logging
-import struct
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-__all__ = ["LUA_UNPACK", "Batcher", "connect", "pack_rows", "redacted", "split_options"]
+__all__ = ["LUA_ROWS", "Batcher", "connect", "pack_batch", "redacted", "split_options"]
 
 logger = logging.getLogger("flowrra.redis")
-_LEN = struct.Struct(">I")
 
 
-#: A Lua function ``rows(blob, width)`` that reads what :func:`pack_rows` wrote: rows of
-#: ``width`` length-prefixed fields. One argument carries a whole batch, because packing
-#: each argument costs redis-py several microseconds.
-LUA_UNPACK = """
-local function rows(blob, width)
-  local out, row, pos = {}, {}, 1
-  while pos <= #blob do
-    local len, start = struct.unpack('>I4', blob, pos)
-    row[#row + 1] = string.sub(blob, start, start + len - 1)
-    pos = start + len
-    if #row == width then out[#out + 1] = row; row = {} end
+#: Lua helpers for batched scripts. ``rows(meta, blobs)`` reads what :func:`pack_batch`
+#: wrote: ``meta`` is a JSON list of rows in which a ``[length]`` field stands for the next
+#: ``length`` bytes of ``blobs``. ``chunked(cmd, key, args)`` runs ``cmd key args...`` in
+#: slices that fit Lua's stack, so a batch costs a few commands rather than a few per row.
+#: One JSON argument and one bytes argument carry a whole batch: encoding each field as an
+#: argument costs redis-py several microseconds, and JSON is encoded and decoded in C.
+LUA_ROWS = """
+local function rows(meta, blobs)
+  local out, pos = cjson.decode(meta), 1
+  for _, r in ipairs(out) do
+    for j = 1, #r do
+      local v = r[j]
+      if type(v) == 'table' then
+        r[j] = string.sub(blobs, pos, pos + v[1] - 1)
+        pos = pos + v[1]
+      end
+    end
   end
   return out
+end
+local function chunked(cmd, key, args)
+  for i = 1, #args, 4000 do
+    redis.call(cmd, key, unpack(args, i, math.min(i + 3999, #args)))
+  end
 end
 """
 
 
-def pack_rows(rows: list[list[Any]]) -> bytes:
-    """Rows of fields (bytes, str or numbers) as one length-prefixed blob for Lua."""
-    parts: list[bytes] = []
-    for row in rows:
-        for field in row:
-            data = field if isinstance(field, bytes) else str(field).encode()
-            parts.append(_LEN.pack(len(data)))
-            parts.append(data)
-    return b"".join(parts)
+def pack_batch(metas: list[list[Any]], blobs: list[bytes]) -> tuple[str, bytes]:
+    """The two script arguments for :data:`LUA_ROWS`: ``metas`` as JSON (each blob field
+    given as ``[len(blob)]``, in row order) and the blobs joined."""
+    return json.dumps(metas, separators=(",", ":")), b"".join(blobs)
 
 
 def redacted(url: str) -> str:
@@ -123,6 +128,18 @@ class Batcher:
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         self._items.append(item)
+        self._futures.append(future)
+        if self._runner is None:
+            self._runner = loop.create_task(self._run())
+        return future
+
+    def add_many_nowait(self, items: list[Any]) -> Any:
+        """Queue ``items`` for the next flush; return the future of that flush."""
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._items.extend(items)
         self._futures.append(future)
         if self._runner is None:
             self._runner = loop.create_task(self._run())

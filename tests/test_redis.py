@@ -9,6 +9,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -257,3 +258,39 @@ async def test_cancel_a_task_running_in_another_app(prefix: str) -> None:
     finally:
         await worker.stop(wait=False)
         await submitter.stop()
+
+
+async def test_bulk_submit_in_chunks_keeps_fifo_and_records(prefix: str) -> None:
+    # more than one chunk (2,000) and a partial one: order across chunks is kept
+    submitter = app_for(prefix)
+    await submitter.start(workers=False)
+    ids = await submitter.starmap("nap", [(i, 0.0) for i in range(4_500)])
+    broker = submitter.io_executor.broker
+    queued = [m.decode() for m in await broker.client.zrange(broker.keys["queue"], 0, -1)]
+    assert queued == ids
+    pending = await submitter.list_results(status="pending", task_name="nap")
+    assert len(pending) == 4_500 and pending[0].task_id == ids[-1]  # newest first
+    record = await submitter.get_result(ids[1234])
+    assert record is not None and record.args == (1234, 0.0) and record.priority == 0
+    await submitter.stop()
+
+
+async def test_record_writes_in_one_batch_keep_the_last_state(prefix: str) -> None:
+    from flowrra.task import TaskResult
+
+    app = app_for(prefix)
+    await app.start(workers=False)
+    backend = app.results_backend
+    now = datetime.now(UTC)
+    running = TaskResult("t1", TaskStatus.RUNNING, "nap", submitted_at=now, started_at=now)
+    done = TaskResult("t1", TaskStatus.SUCCESS, "nap", 7, submitted_at=now, started_at=now)
+    await backend.write_entries(backend.entries([running, done]))  # one script call
+    assert (await app.get_result("t1")).result == 7
+    assert [r.task_id for r in await app.list_results(status="success")] == ["t1"]
+    assert await app.list_results(status="running") == []
+    # a fresh (just submitted) record never replaces one a fast worker wrote first
+    fresh = TaskResult("t1", TaskStatus.PENDING, "nap", submitted_at=now)
+    await backend.write_entries(backend.entries([fresh]))
+    assert (await app.get_result("t1")).status is TaskStatus.SUCCESS
+    assert await app.list_results(status="pending") == []
+    await app.stop()

@@ -29,7 +29,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from flowrra.backends.base import BaseResultBackend
 from flowrra.exceptions import BackendError, TaskTimeoutError, UnknownTaskIdError
-from flowrra.redis_client import LUA_UNPACK, Batcher, connect, pack_rows, redacted, split_options
+from flowrra.redis_client import LUA_ROWS, Batcher, connect, pack_batch, redacted, split_options
 from flowrra.serialization import Signer
 from flowrra.task import TaskResult, TaskStatus
 
@@ -40,38 +40,83 @@ logger = logging.getLogger("flowrra.redis")
 _STATUSES = [s.value for s in TaskStatus]
 _TRANSIENT = (RedisConnectionError, RedisTimeoutError, BusyLoadingError, OSError)
 _TERMINAL = {b"success", b"failed", b"cancelled"}
+_TERMINAL_STATUSES = frozenset({TaskStatus.SUCCESS, TaskStatus.FAILED, TaskStatus.CANCELLED})
 _RECENT = 100_000  # completions remembered by the listener, so most waits need no read
 
-# ARGV: prefix, channel, origin, and the rows (id, status, score, name, ttl, blob, fresh).
-# A fresh record (just submitted) is in no index yet and is not announced: its submitter
-# announces it to its own event bus; records given back to the queue are announced.
+# ARGV: prefix, channel, origin, then the rows (id, status, score, name, ttl, blob, fresh)
+# as packed by pack_batch. A fresh record (just submitted) is in no index yet and is not
+# announced: its submitter announces it to its own event bus; every other write is
+# announced on the channel, in order. Indexes take the last row of each id in the batch,
+# and writes of many rows go out as a few commands of many arguments.
 # Keys are built here from the prefix: every key of a record lives under it.
 _STORE = (
-    LUA_UNPACK
+    LUA_ROWS
     + """
 local p, channel, origin = ARGV[1], ARGV[2], ARGV[3]
 local statuses = {'pending', 'running', 'success', 'failed', 'retrying', 'cancelled'}
-for _, r in ipairs(rows(ARGV[4], 7)) do
-  local id, status, score, name, ttl, blob = r[1], r[2], r[3], r[4], tonumber(r[5]), r[6]
-  if ttl > 0 then
-    redis.call('SET', p .. ':result:' .. id, blob, 'EX', ttl)
-  else
-    redis.call('SET', p .. ':result:' .. id, blob)
+local batch = rows(ARGV[4], ARGV[5])
+local last, fresh_keys, skip = {}, {}, {}
+for i, r in ipairs(batch) do
+  last[r[1]] = i
+  if r[2] == 'pending' and r[7] == 1 then fresh_keys[#fresh_keys + 1] = p .. ':result:' .. r[1] end
+end
+-- a fresh record never replaces one that exists: a worker may have taken the task and
+-- written its record first (the submitter queues a batch while storing it)
+local existing = 0
+for i = 1, #fresh_keys, 4000 do
+  existing = existing + redis.call('EXISTS', unpack(fresh_keys, i, math.min(i + 3999, #fresh_keys)))
+end
+if existing > 0 then
+  for _, r in ipairs(batch) do
+    if r[2] == 'pending' and r[7] == 1 and redis.call('EXISTS', p .. ':result:' .. r[1]) == 1 then
+      skip[r[1]] = true
+    end
   end
-  redis.call('ZADD', p .. ':results', score, id)
-  if status == 'pending' and r[7] == '1' then  -- a new record: in no other index yet
-    if name ~= '' then
-      redis.call('ZADD', p .. ':name:' .. name, score, id)
-      redis.call('SADD', p .. ':names', name)
-    end
+end
+local mset, all, by_name, by_status, moved = {}, {}, {}, {}, {}
+local function add(groups, key, a, b)
+  local g = groups[key]
+  if not g then g = {}; groups[key] = g end
+  g[#g + 1] = a
+  if b then g[#g + 1] = b end
+end
+for i, r in ipairs(batch) do
+  local id, status, score, name, ttl, blob = r[1], r[2], r[3], r[4], r[5], r[6]
+  local fresh = status == 'pending' and r[7] == 1
+  if fresh and skip[id] then
+    status = nil
   else
-    for _, other in ipairs(statuses) do
-      if other ~= status then redis.call('ZREM', p .. ':status:' .. other, id) end
-    end
+    all[#all + 1] = score; all[#all + 1] = id
+  end
+  if status == nil then  -- skipped: the record exists already
+  elseif fresh then
+    if name ~= '' then add(by_name, name, score, id) end
+  else
     redis.call('PUBLISH', channel, origin .. '|' .. status .. '|' .. id .. '|' .. blob)
   end
-  redis.call('ZADD', p .. ':status:' .. status, score, id)
+  if status ~= nil and last[id] == i then
+    local key = p .. ':result:' .. id
+    if ttl > 0 then
+      redis.call('SET', key, blob, 'EX', ttl)
+    else
+      mset[#mset + 1] = key; mset[#mset + 1] = blob
+    end
+    add(by_status, status, score, id)
+    if not fresh then
+      for _, other in ipairs(statuses) do
+        if other ~= status then add(moved, other, id) end
+      end
+    end
+  end
 end
+for i = 1, #mset, 4000 do redis.call('MSET', unpack(mset, i, math.min(i + 3999, #mset))) end
+chunked('ZADD', p .. ':results', all)
+for name, g in pairs(by_name) do
+  chunked('ZADD', p .. ':name:' .. name, g)
+  redis.call('SADD', p .. ':names', name)
+end
+for status, ids in pairs(moved) do chunked('ZREM', p .. ':status:' .. status, ids) end
+for status, g in pairs(by_status) do chunked('ZADD', p .. ':status:' .. status, g) end
 return 1
 """
 )
@@ -112,7 +157,7 @@ class RedisBackend(BaseResultBackend):
         }
         self._client: Any = None
         self._store_script: Any = None
-        self._writes = Batcher(self._write_entries)
+        self._writes = Batcher(self.write_entries)
         self._waiters: dict[str, list[asyncio.Future[TaskResult]]] = {}
         self._listener: asyncio.Task[None] | None = None
         self._subscribed: asyncio.Event | None = None
@@ -180,31 +225,34 @@ class RedisBackend(BaseResultBackend):
         await self._writes.drain()
 
     async def store_many(self, records: list[TaskResult]) -> None:
-        """Save many records in one pipeline."""
-        await self._write(records)
+        """Save many records in one round trip, after every write queued before them."""
+        await self._writes.add_many_nowait(self.entries(records))
 
-    def _entry(self, record: TaskResult) -> list[Any]:
-        """The script arguments for ``record``, taken now: the executor goes on changing
-        the same record object while the write waits for its batch."""
-        expire = self.ttl if (self.ttl and record.is_complete) else 0
-        score = record.submitted_at.timestamp() if record.submitted_at else 0.0
+    def _entry(self, record: TaskResult) -> tuple[list[Any], bytes]:
+        """The script row for ``record`` and its blob, taken now: the executor goes on
+        changing the same record object while the write waits for its batch."""
         blob = self._signer().dumps(record, what="result")
-        fresh = 1 if record.status is TaskStatus.PENDING and record.started_at is None else 0
+        submitted_at = record.submitted_at
+        status = record.status
         return [
             record.task_id,
-            record.status.value,
-            score,
+            status.value,
+            submitted_at.timestamp() if submitted_at is not None else 0.0,
             record.task_name or "",
-            expire,
-            blob,
-            fresh,
-        ]
+            self.ttl if (self.ttl and status in _TERMINAL_STATUSES) else 0,
+            [len(blob)],
+            1 if status is TaskStatus.PENDING and record.started_at is None else 0,
+        ], blob
 
-    async def _write(self, records: list[TaskResult]) -> None:
-        await self._write_entries([self._entry(r) for r in records])
+    def entries(self, records: list[TaskResult]) -> list[tuple[list[Any], bytes]]:
+        """The rows of ``records`` for :meth:`write_entries` (signed now)."""
+        entry = self._entry
+        return [entry(record) for record in records]
 
-    async def _write_entries(self, entries: list[list[Any]]) -> None:
-        args: list[Any] = [self.prefix, self.channel, self.origin, pack_rows(entries)]
+    async def write_entries(self, entries: list[tuple[list[Any], bytes]]) -> None:
+        """Store rows made by :meth:`entries`, in one script call."""
+        meta, blobs = pack_batch([e[0] for e in entries], [e[1] for e in entries])
+        args: list[Any] = [self.prefix, self.channel, self.origin, meta, blobs]
         if self._store_script is None:
             self._store_script = self.client.register_script(_STORE)
         try:

@@ -26,7 +26,7 @@ from typing import Any
 
 from flowrra.brokers.base import BaseBroker
 from flowrra.exceptions import BrokerError, SignatureError
-from flowrra.redis_client import LUA_UNPACK, connect, pack_rows, redacted
+from flowrra.redis_client import LUA_ROWS, connect, pack_batch, redacted
 from flowrra.serialization import Signer
 from flowrra.task import Task
 
@@ -41,23 +41,33 @@ _MAX_PRIORITY = 2000
 
 _LUA_NOW = "local t = redis.call('TIME') local now = tonumber(t[1]) + tonumber(t[2]) / 1e6\n"
 
+# KEYS: queue, payloads, seq, wakeup, delayed; ARGV: rows (id, priority, due, blob) as
+# packed by pack_batch. One INCRBY numbers the batch; payloads and queue entries go in
+# as a few commands of many arguments.
 _ENQUEUE = (
     _LUA_NOW
-    + LUA_UNPACK
+    + LUA_ROWS
     + """
-local n = 0
-for _, r in ipairs(rows(ARGV[1], 4)) do
-  local id, pr, due, blob = r[1], tonumber(r[2]), tonumber(r[3]), r[4]
-  redis.call('HSET', KEYS[2], id, blob)
+local batch = rows(ARGV[1], ARGV[2])
+local n = #batch
+local s = redis.call('INCRBY', KEYS[3], n) - n
+local payloads, ready, delayed = {}, {}, {}
+for _, r in ipairs(batch) do
+  local id, pr, due = r[1], r[2], r[3]
+  payloads[#payloads + 1] = id; payloads[#payloads + 1] = r[4]
   if due > now then
-    redis.call('ZADD', KEYS[5], due, pr .. ':' .. id)
+    delayed[#delayed + 1] = due; delayed[#delayed + 1] = pr .. ':' .. id
   else
-    local s = redis.call('INCR', KEYS[3])
-    redis.call('ZADD', KEYS[1], pr * 1099511627776 + s, id)
+    s = s + 1
+    ready[#ready + 1] = pr * 1099511627776 + s; ready[#ready + 1] = id
   end
-  n = n + 1
 end
-for j = 1, math.min(n, 64) do redis.call('LPUSH', KEYS[4], 1) end
+chunked('HSET', KEYS[2], payloads)
+chunked('ZADD', KEYS[1], ready)
+chunked('ZADD', KEYS[5], delayed)
+local wake = {}
+for j = 1, math.min(n, 64) do wake[j] = 1 end
+if n > 0 then redis.call('LPUSH', KEYS[4], unpack(wake)) end
 redis.call('LTRIM', KEYS[4], 0, 255)
 return n
 """
@@ -250,23 +260,35 @@ class RedisBroker(BaseBroker):
         """The signed payload of ``task``."""
         return self._signer().dumps((task, submitted_at, function), what="arguments")
 
+    def rows(self, items: list[tuple[Task, Any, str | None, float]]) -> list[tuple[list, bytes]]:
+        """Script rows for ``(task, submitted_at, function_digest, due_timestamp)`` items
+        (due 0 means now), signed now; queue them with :meth:`push_rows`."""
+        rows: list[tuple[list, bytes]] = []
+        encode = self.encode
+        for task, submitted_at, function, due in items:
+            priority = task.priority
+            if not -_MAX_PRIORITY <= priority <= _MAX_PRIORITY:
+                raise BrokerError(
+                    f"priority must be between -{_MAX_PRIORITY} and {_MAX_PRIORITY} on "
+                    f"Redis, got {priority}"
+                )
+            blob = encode(task, submitted_at, function)
+            rows.append(([task.id, priority, due, [len(blob)]], blob))
+        return rows
+
+    async def push_rows(self, rows: list[tuple[list, bytes]]) -> None:
+        """Queue rows made by :meth:`rows`, in order, in one script call."""
+        k = self.keys
+        keys = [k["queue"], k["payloads"], k["seq"], k["wakeup"], k["delayed"]]
+        await self._run(
+            "enqueue", keys, list(pack_batch([r[0] for r in rows], [r[1] for r in rows]))
+        )
+
     async def push_many(self, items: list[tuple[Task, Any, str | None, float]]) -> None:
         """Queue ``(task, submitted_at, function_digest, due_timestamp)`` items; due 0 means
-        now. One round trip per 1,000 items."""
-        for start in range(0, len(items), 1000):
-            rows: list[list[Any]] = []
-            for task, submitted_at, function, due in items[start : start + 1000]:
-                if not -_MAX_PRIORITY <= task.priority <= _MAX_PRIORITY:
-                    raise BrokerError(
-                        f"priority must be between -{_MAX_PRIORITY} and {_MAX_PRIORITY} on "
-                        f"Redis, got {task.priority}"
-                    )
-                rows.append(
-                    [task.id, task.priority, due, self.encode(task, submitted_at, function)]
-                )
-            k = self.keys
-            keys = [k["queue"], k["payloads"], k["seq"], k["wakeup"], k["delayed"]]
-            await self._run("enqueue", keys, [pack_rows(rows)])
+        now. One round trip per 5,000 items."""
+        for start in range(0, len(items), 5000):
+            await self.push_rows(self.rows(items[start : start + 5000]))
 
     async def push(self, task: Task) -> None:
         """Queue one task now."""

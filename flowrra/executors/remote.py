@@ -35,6 +35,10 @@ if TYPE_CHECKING:
 
 __all__ = ["RemoteQueue", "ships_by_value"]
 
+#: Tasks per chunk of a bulk submit (each chunk is one round trip to Redis).
+_CHUNK = 2000
+_PART = 250
+
 logger = logging.getLogger("flowrra.worker")
 
 
@@ -97,23 +101,56 @@ class RemoteQueue:
         priority: int,
         options: SubmitOptions | None,
     ) -> list[str]:
-        """Record and queue one task per ``(args, kwargs)``; return their ids."""
+        """Record and queue one task per ``(args, kwargs)``; return their ids.
+
+        Large batches go in chunks, pipelined: while Redis stores and queues one chunk,
+        this process pickles and signs the next, so the two cores work at once. Chunks
+        are queued in order, each after the one before.
+        """
         digest = await self._digest(spec)
         due = 0.0
         if options is not None and options.delay() > 0:
             due = time.time() + options.delay()
-        records, pushes = [], []
-        for args, kwargs in arg_tuples:
-            task, record = _new_task(spec, args, kwargs, priority, options)
-            records.append(record)
-            pushes.append((task, _stamp(record.submitted_at), digest, due))
-        await self.executor.results.store_many(records)  # type: ignore[attr-defined]
-        await self.broker.push_many(pushes)
+        backend, broker = self.executor.results, self.broker
+        ids: list[str] = []
+        sending: asyncio.Future[Any] | None = None
+        sent: list[TaskResult] = []
+        for start in range(0, len(arg_tuples), _CHUNK):
+            records: list[TaskResult] = []
+            entries: list[Any] = []
+            rows: list[Any] = []
+            for part in range(start, min(start + _CHUNK, len(arg_tuples)), _PART):
+                if sending is not None:
+                    # the request in flight is larger than the socket buffer: let the
+                    # loop write the rest of it while this chunk is being made
+                    await asyncio.sleep(0)
+                these, pushes = [], []
+                for args, kwargs in arg_tuples[part : min(part + _PART, start + _CHUNK)]:
+                    task, record = _new_task(spec, args, kwargs, priority, options)
+                    these.append(record)
+                    pushes.append((task, _stamp(record.submitted_at), digest, due))
+                records += these
+                entries += backend.entries(these)  # type: ignore[attr-defined]
+                rows += broker.rows(pushes)
+            if sending is not None:
+                await sending
+                self._announce(sent)
+            # the store and the queueing go out together: a fresh record never replaces
+            # one a fast worker wrote first (see the backend's store script)
+            sending = asyncio.gather(backend.write_entries(entries), broker.push_rows(rows))  # type: ignore[attr-defined]
+            sent = records
+            ids.extend(record.task_id for record in records)
+            await asyncio.sleep(0)  # let both requests go out before the next chunk's work
+        if sending is not None:
+            await sending
+            self._announce(sent)
+        return ids
+
+    def _announce(self, records: list[TaskResult]) -> None:
         events = self.executor.events
         if events.has_subscribers:
             for record in records:
                 events.publish("task.submitted", record)
-        return [record.task_id for record in records]
 
     # ------------------------------------------------------------------ feed
     async def start(self) -> None:
