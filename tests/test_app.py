@@ -538,3 +538,22 @@ async def test_map_lets_workers_start_during_a_long_map() -> None:
         results = [(await app.wait_for_result(i, timeout=10)).result for i in ids]
     assert results == list(range(3_000))
     assert done_before_return == [True]
+
+
+async def test_tasks_start_in_queue_order_when_many_workers_wake_at_once() -> None:
+    # idle workers are woken, then take the head of the queue when they run: a worker
+    # that is already running can never start a later task before an earlier one
+    app = Flowrra(Config(executor=ExecutorConfig(io_workers=10)))
+    order: list[int] = []
+
+    @app.task()
+    async def quick(i: int) -> int:
+        order.append(i)
+        return i
+
+    async with app:
+        await app.wait_for_result(await app.submit(quick, -1), timeout=5)  # all idle now
+        ids = [await app.submit(quick, i) for i in range(50)]
+        for task_id in ids:
+            await app.wait_for_result(task_id, timeout=5)
+    assert order == list(range(-1, 50))

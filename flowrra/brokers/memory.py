@@ -21,9 +21,9 @@ class InMemoryBroker(BaseBroker):
     ``maxsize`` bounds tasks that wait: :meth:`push` waits for room when it is reached.
     :meth:`push_nowait` with ``force=True`` (used for retries and delayed tasks, which
     were admitted once already) always succeeds, so a full queue can never deadlock
-    workers that re-enqueue. A worker waiting in :meth:`pop` is handed the next task
-    directly, and :attr:`handed` is set so a submitter knows an idle worker is waiting
-    for the loop to run it (see :meth:`BaseTaskExecutor.share_loop`).
+    workers that re-enqueue. A push wakes one worker waiting in :meth:`pop`, which takes
+    the head of the queue when it runs, and sets :attr:`handed` so a submitter knows an
+    idle worker is waiting for the loop (see :meth:`BaseTaskExecutor.share_loop`).
     """
 
     def __init__(self, maxsize: int = 0) -> None:
@@ -32,10 +32,10 @@ class InMemoryBroker(BaseBroker):
         self._buckets: dict[int, deque[Task]] = {}
         self._priorities: list[int] = []  # heap of the keys of _buckets
         self._size = 0
-        self._getters: deque[asyncio.Future[Task | None]] = deque()
+        self._getters: deque[asyncio.Future[None]] = deque()
         self._putters: deque[asyncio.Future[None]] = deque()
         self._closed = False
-        #: True once a waiting :meth:`pop` was handed a task; the submitter clears it.
+        #: True once a waiting :meth:`pop` was woken for a task; the submitter clears it.
         self.handed = False
 
     def full(self) -> bool:
@@ -56,15 +56,15 @@ class InMemoryBroker(BaseBroker):
         self.push_nowait(task)
 
     def push_nowait(self, task: Task) -> None:
-        """Queue ``task`` now, over the bound if need be."""
+        """Queue ``task`` now, over the bound if need be, and wake one waiting pop."""
+        self._append(task)
         getters = self._getters
         while getters:
             fut = getters.popleft()
             if not fut.done():
-                fut.set_result(task)
+                fut.set_result(None)
                 self.handed = True
                 return
-        self._append(task)
 
     def _append(self, task: Task, front: bool = False) -> None:
         bucket = self._buckets.get(task.priority)
@@ -97,35 +97,44 @@ class InMemoryBroker(BaseBroker):
         return task
 
     async def pop(self, timeout: float | None = None) -> Task | None:
-        """Take the next task, waiting for one; None on timeout or once closed."""
-        if self._size:
-            task = self._take()
-            if self._putters:
-                self._wake_putter()
-            return task
-        if self._closed:
-            return None
-        fut: asyncio.Future[Task | None] = asyncio.get_running_loop().create_future()
-        self._getters.append(fut)
-        try:
-            if timeout is None:
-                return await fut
-            async with asyncio.timeout(timeout):
-                return await fut
-        except TimeoutError:
-            self._give_back(fut)
-            return None
-        except asyncio.CancelledError:
-            self._give_back(fut)
-            raise
+        """Take the next task, waiting for one; None on timeout or once closed.
 
-    def _give_back(self, fut: asyncio.Future[Task | None]) -> None:
-        """A pop gave up: requeue the task it was handed meanwhile, if any."""
+        A waiting pop is woken, then takes the head of the queue when it runs: tasks
+        start in queue order even when several workers wake at once.
+        """
+        loop: asyncio.AbstractEventLoop | None = None
+        deadline = None
+        while True:
+            if self._size:
+                task = self._take()
+                if self._putters:
+                    self._wake_putter()
+                return task
+            if self._closed:
+                return None
+            if loop is None:
+                loop = asyncio.get_running_loop()
+                if timeout is not None:
+                    deadline = loop.time() + timeout
+            fut: asyncio.Future[None] = loop.create_future()
+            self._getters.append(fut)
+            try:
+                if deadline is None:
+                    await fut
+                else:
+                    async with asyncio.timeout_at(deadline):
+                        await fut
+            except TimeoutError:
+                self._pass_on(fut)
+                return None
+            except asyncio.CancelledError:
+                self._pass_on(fut)
+                raise
+
+    def _pass_on(self, fut: asyncio.Future[None]) -> None:
+        """A pop gave up: if it had been woken for a task, wake another in its place."""
         if fut.done() and not fut.cancelled():
-            task = fut.result()
-            if task is not None:  # it was at the front: keep it there
-                self._append(task, front=True)
-                self._hand_over()
+            self._hand_over()
         else:
             fut.cancel()
 
@@ -174,10 +183,14 @@ class InMemoryBroker(BaseBroker):
         self._closed = False
 
     def _hand_over(self) -> None:
-        while self._size and self._getters:
-            fut = self._getters.popleft()
+        """Wake as many waiting pops as there are queued tasks."""
+        woken = 0
+        getters = self._getters
+        while getters and woken < self._size:
+            fut = getters.popleft()
             if not fut.done():
-                fut.set_result(self._take())
+                fut.set_result(None)
+                woken += 1
 
     def _wake_putter(self) -> None:
         while self._putters:

@@ -16,7 +16,7 @@ import time
 import traceback
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
@@ -38,6 +38,8 @@ if TYPE_CHECKING:
     from flowrra.executors.remote import RemoteQueue
 
 __all__ = ["BaseTaskExecutor", "SubmitOptions"]
+
+_now = datetime.now  # the hot paths call _now(UTC): clock.utcnow without a Python frame
 
 #: Longest a run of submits keeps the loop while idle workers wait for it (seconds).
 SHARE_SLICE = 0.001
@@ -113,6 +115,8 @@ class BaseTaskExecutor(ABC):
 
     #: "io" or "cpu": which tasks this executor runs.
     kind: str = "io"
+    #: True when an attempt is ``spec.func(*args, **kwargs)`` awaited on the loop (IO).
+    _direct_call: bool = False
 
     def __init__(
         self,
@@ -336,7 +340,7 @@ class BaseTaskExecutor(ABC):
                 options.eta,
             )
         record = TaskResult(
-            task_id, _PENDING, name, None, None, utcnow(), None, None, 0, args, kwargs, priority
+            task_id, _PENDING, name, None, None, _now(UTC), None, None, 0, args, kwargs, priority
         )
         self._active[task_id] = record
         self._save_sync(record)
@@ -380,7 +384,7 @@ class BaseTaskExecutor(ABC):
         :meth:`_announce`."""
         record.status = status
         record.result = result
-        record.finished_at = utcnow()
+        record.finished_at = _now(UTC)
         if status is _SUCCESS:
             record.error = record.error_type = record.traceback = None
         if exc is not None:
@@ -454,7 +458,7 @@ class BaseTaskExecutor(ABC):
         )
         store_now = self._store_now
         record.status = _RUNNING
-        record.started_at = utcnow()
+        record.started_at = _now(UTC)
         record.finished_at = None
         record.retries = task.current_retry
         if store_now is not None:
@@ -470,7 +474,10 @@ class BaseTaskExecutor(ABC):
             if spec is None:
                 raise TaskNotFoundError(task.name)
             if task.timeout is None:
-                value = await self._call(task, spec)
+                if self._direct_call:
+                    value = await spec.func(*task.args, **task.kwargs)
+                else:
+                    value = await self._call(task, spec)
             else:
                 async with asyncio.timeout(task.timeout) as scope:
                     value = await self._call(task, spec)
@@ -478,9 +485,7 @@ class BaseTaskExecutor(ABC):
             del self._in_body[task.id]
             if task.id not in self._cancel_requested:
                 raise  # the executor is stopping: stop() settles the record
-            self._cancel_requested.discard(task.id)
-            me.uncancel()
-            await self._finish(record, TaskStatus.CANCELLED, message="Task was cancelled")
+            await self._was_cancelled(task, record, me)
             return
         except Exception as exc:
             del self._in_body[task.id]
@@ -490,39 +495,33 @@ class BaseTaskExecutor(ABC):
                 await self._failed(task, record, exc)
             return
         del self._in_body[task.id]
-        if (self._cancel_requested and task.id in self._cancel_requested) or (
-            remote is not None or store_now is None
-        ):
+        if self._cancel_requested or remote is not None or store_now is None:
             await self._succeeded(task, record, value, me)
-            return
-        # the common case inline (in memory, not cancelled): no further coroutine
-        record.status = _SUCCESS
-        record.result = value
-        record.finished_at = utcnow()
-        if record.error is not None:  # from an earlier attempt: a success carries none
-            record.error = record.error_type = record.traceback = None
-        del self._active[task.id]
-        store_now(record.task_id, record)
-        if events.has_subscribers:
-            events.publish("task.succeeded", record)
-        if self._drained is not None and not self._active:
-            self._drained.set()
+        else:  # the common case (in memory, nothing being cancelled): no further coroutine
+            self._succeeded_in_memory(task, record, value)
+
+    async def _was_cancelled(self, task: Task, record: TaskResult, me: asyncio.Task[Any]) -> None:
+        self._cancel_requested.discard(task.id)
+        me.uncancel()
+        await self._finish(record, TaskStatus.CANCELLED, message="Task was cancelled")
 
     async def _succeeded(
         self, task: Task, record: TaskResult, value: Any, me: asyncio.Task[Any]
     ) -> None:
         if self._cancel_requested and task.id in self._cancel_requested:
-            self._cancel_requested.discard(task.id)  # the body swallowed the cancellation
-            me.uncancel()
-            await self._finish(record, TaskStatus.CANCELLED, message="Task was cancelled")
+            await self._was_cancelled(task, record, me)  # the body swallowed the cancellation
             return
-        store_now = self._store_now
-        if self._remote is not None or store_now is None:
+        if self._remote is not None or self._store_now is None:
             await self._finish(record, _SUCCESS, value)
             return
+        self._succeeded_in_memory(task, record, value)
+
+    def _succeeded_in_memory(self, task: Task, record: TaskResult, value: Any) -> None:
+        store_now = self._store_now
+        assert store_now is not None
         record.status = _SUCCESS
         record.result = value
-        record.finished_at = utcnow()
+        record.finished_at = _now(UTC)
         if record.error is not None:  # from an earlier attempt: a success carries none
             record.error = record.error_type = record.traceback = None
         del self._active[task.id]
@@ -624,6 +623,9 @@ class BaseTaskExecutor(ABC):
         self._workers = [loop.create_task(self._worker()) for _ in range(self.worker_count)]
         if self._remote is not None:
             await self._remote.start()
+        # one loop turn: the workers reach the queue and wait there, so the first submits
+        # hand them work directly (and share_loop lets them start during a burst)
+        await asyncio.sleep(0)
 
     async def stop(self, wait: bool = True, timeout: float | None = 30.0) -> None:
         """Stop taking tasks; with ``wait``, let queued and running ones finish for up to

@@ -45,5 +45,7 @@ class IOExecutor(BaseTaskExecutor):
         """Create an IO executor (``config`` defaults to ``Config()``)."""
         super().__init__(config, registry, ":io", backend=backend, events=events)
 
+    _direct_call = True  # the worker awaits spec.func(...) itself, as _call would
+
     def _call(self, task: Task, spec: TaskSpec) -> Awaitable[Any]:
         return spec.func(*task.args, **task.kwargs)
