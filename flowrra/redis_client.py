@@ -11,7 +11,15 @@ import logging
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-__all__ = ["LUA_ROWS", "Batcher", "connect", "pack_batch", "redacted", "split_options"]
+__all__ = [
+    "LUA_ROWS",
+    "Batcher",
+    "connect",
+    "pack_batch",
+    "redacted",
+    "split_options",
+    "unreachable",
+]
 
 logger = logging.getLogger("flowrra.redis")
 
@@ -48,6 +56,18 @@ def pack_batch(metas: list[list[Any]], blobs: list[bytes]) -> tuple[str, bytes]:
     """The two script arguments for :data:`LUA_ROWS`: ``metas`` as JSON (each blob field
     given as ``[len(blob)]``, in row order) and the blobs joined."""
     return json.dumps(metas, separators=(",", ":")), b"".join(blobs)
+
+
+def unreachable(what: str, url: str, exc: BaseException) -> str:
+    """The message for a server that cannot be reached: the URL (password hidden), the
+    cause, and what to do about a certificate that does not verify."""
+    text = f"Cannot reach the Redis {what} at {redacted(url)}: {str(exc).rstrip('.')}"
+    if "CERTIFICATE_VERIFY_FAILED" in str(exc):
+        text += (
+            ". The server's TLS certificate is not trusted: add ?ssl_ca_certs=/path/to/ca.pem "
+            "(the CA that signed it) to the URL"
+        )
+    return text
 
 
 def redacted(url: str) -> str:

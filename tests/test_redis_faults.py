@@ -1,5 +1,6 @@
-"""Redis faults on a server of our own (a free port, stopped by its pid): an ACL user and
-a unix socket in the URL, and a restart in the middle of a run that loses no task."""
+"""Redis faults on a server of our own (a free port, stopped by its pid): an ACL user, a
+unix socket and TLS (``rediss://``) in the URL, and a restart in the middle of a run that
+loses no task."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from flowrra import TaskStatus
+from flowrra import BrokerError, TaskStatus
 
 from . import redis_app
 from .services import require
@@ -35,8 +36,27 @@ class RedisServer:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.port = _free_port()
+        self.tls_port = _free_port()
         self.socket = folder / "redis.sock"
         self.pidfile = folder / "redis.pid"
+        self.ca_file = folder / "ca.pem"
+
+    def _tls_options(self) -> list[str]:
+        """A test CA (trustme) and a certificate for 127.0.0.1 signed by it."""
+        import trustme
+
+        ca = trustme.CA()
+        cert = ca.issue_cert("127.0.0.1", "localhost")
+        ca.cert_pem.write_to_path(str(self.ca_file))
+        cert.private_key_pem.write_to_path(str(self.folder / "server.key"))
+        cert.cert_chain_pems[0].write_to_path(str(self.folder / "server.pem"))
+        return [
+            "--tls-port", str(self.tls_port),
+            "--tls-cert-file", str(self.folder / "server.pem"),
+            "--tls-key-file", str(self.folder / "server.key"),
+            "--tls-ca-cert-file", str(self.ca_file),
+            "--tls-auth-clients", "no",
+        ]  # fmt: skip
 
     def start(self) -> None:
         subprocess.run(
@@ -47,6 +67,7 @@ class RedisServer:
                 "--save", "", "--appendonly", "yes", "--appendfsync", "always",
                 "--user", "default", "on", "nopass", "~*", "&*", "+@all",
                 "--user", "alice", "on", ">wonderland-pw", "~*", "&*", "+@all",
+                *self._tls_options(),
             ],
             check=True,
         )  # fmt: skip
@@ -94,6 +115,24 @@ async def test_acl_user_and_unix_socket_urls(server: RedisServer) -> None:
         async with app:
             record = await app.wait_for_result(await app.submit("nap", 3, 0.0), timeout=10)
         assert record.result == 3, url
+
+
+async def test_tls_url_with_a_trusted_ca_and_a_clear_error_without(server: RedisServer) -> None:
+    url = f"rediss://alice:wonderland-pw@127.0.0.1:{server.tls_port}/0"
+    app = redis_app.make_app("tls", f"{url}?ssl_ca_certs={server.ca_file}", SECRET)
+    async with app:
+        record = await app.wait_for_result(await app.submit("nap", 5, 0.0), timeout=10)
+        listed = await app.list_results(status="success")
+    assert record.result == 5 and [r.task_id for r in listed] == [record.task_id]
+    # the server's certificate is not trusted without its CA: the error names the URL
+    # with the password hidden
+    untrusted = redis_app.make_app("tls", url, SECRET)
+    with pytest.raises(BrokerError) as info:
+        await untrusted.start()
+    message = str(info.value)
+    assert f"rediss://alice:***@127.0.0.1:{server.tls_port}/0" in message
+    assert "wonderland-pw" not in message
+    assert "add ?ssl_ca_certs=" in message  # says what to do
 
 
 async def test_a_restart_mid_run_loses_no_task(server: RedisServer) -> None:

@@ -29,7 +29,15 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from flowrra.backends.base import BaseResultBackend
 from flowrra.exceptions import BackendError, TaskTimeoutError, UnknownTaskIdError
-from flowrra.redis_client import LUA_ROWS, Batcher, connect, pack_batch, redacted, split_options
+from flowrra.redis_client import (
+    LUA_ROWS,
+    Batcher,
+    connect,
+    pack_batch,
+    redacted,
+    split_options,
+    unreachable,
+)
 from flowrra.serialization import Signer
 from flowrra.task import TaskResult, TaskStatus
 
@@ -192,9 +200,7 @@ class RedisBackend(BaseResultBackend):
         try:
             await self.client.ping()
         except Exception as exc:
-            raise BackendError(
-                f"Cannot reach the Redis result backend at {redacted(self.url)}: {exc}"
-            ) from exc
+            raise BackendError(unreachable("result backend", self.url, exc)) from exc
 
     # ----------------------------------------------------------------- writes
     async def store(self, task_id: str, result: TaskResult) -> None:

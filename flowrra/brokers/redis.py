@@ -26,7 +26,7 @@ from typing import Any
 
 from flowrra.brokers.base import BaseBroker
 from flowrra.exceptions import BrokerError, SignatureError
-from flowrra.redis_client import LUA_ROWS, connect, pack_batch, redacted
+from flowrra.redis_client import LUA_ROWS, connect, pack_batch, redacted, unreachable
 from flowrra.serialization import Signer
 from flowrra.task import Task
 
@@ -237,9 +237,7 @@ class RedisBroker(BaseBroker):
         try:
             await self.client.ping()
         except Exception as exc:
-            raise BrokerError(
-                f"Cannot reach the Redis broker at {redacted(self.url)}: {exc}"
-            ) from exc
+            raise BrokerError(unreachable("broker", self.url, exc)) from exc
 
     def _signer(self) -> Signer:
         if self.signer is None:
