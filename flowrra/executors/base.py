@@ -162,6 +162,8 @@ class BaseTaskExecutor(ABC):
         self._drained: asyncio.Event | None = None
         self._home_loop: asyncio.AbstractEventLoop | None = None
         self._next_share = 0.0
+        #: Tasks submitted through this executor since it was made (a progress counter).
+        self.submitted = 0
 
     # ----------------------------------------------------------------- properties
     @property
@@ -343,6 +345,7 @@ class BaseTaskExecutor(ABC):
             task_id, _PENDING, name, None, None, _now(UTC), None, None, 0, args, kwargs, priority
         )
         self._active[task_id] = record
+        self.submitted += 1
         self._save_sync(record)
         self.events.publish("task.submitted", record)
         return task

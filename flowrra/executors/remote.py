@@ -140,6 +140,7 @@ class RemoteQueue:
             sending = asyncio.gather(backend.write_entries(entries), broker.push_rows(rows))  # type: ignore[attr-defined]
             sent = records
             ids.extend(record.task_id for record in records)
+            self.executor.submitted += len(records)
             await asyncio.sleep(0)  # let both requests go out before the next chunk's work
         if sending is not None:
             await sending

@@ -7,8 +7,9 @@ moves while a cell blocks.
 
 When events arrive faster than a table can use them (a burst: thousands a second), the
 table unsubscribes, so the executors stop paying for building events, and reads a
-snapshot of the app's records once per flush instead; when the burst is over it
-subscribes again and resynchronises. Counts are exact in both modes.
+snapshot of the app's records instead, within a budget of the loop's time; when the
+burst is over (a refresh period with nothing submitted and nothing in flight) it
+subscribes again and resynchronises. Counts are exact whenever they are shown.
 
 Widget callbacks (filters, row clicks, cancel buttons) may run on a kernel subshell
 thread: they only post work to the runtime loop.
@@ -23,6 +24,7 @@ from collections import deque
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import TYPE_CHECKING, Any
 
+from flowrra.backends.memory import InMemoryBackend
 from flowrra.constants import STATUS_COLORS, TASK_STATUSES
 from flowrra.notebook import runtime
 from flowrra.notebook.frontend import widget_file
@@ -55,6 +57,9 @@ BURST_EVENTS_PER_SECOND = 2000
 #: The share of the runtime loop's time refreshes may take: a refresh that took longer
 #: (a snapshot of very many records) spaces the next one out.
 REFRESH_BUDGET = 0.01
+
+#: Seconds a snapshot is expected to take per in-memory record before one was timed.
+_SNAPSHOT_COST_PER_RECORD = 1e-6
 
 _DETAIL_CHARS = 5000
 _OPEN_TIMEOUT = 10.0
@@ -90,6 +95,9 @@ class _Feed:
         self.closed = False
         self.ticker: asyncio.Task[None] | None = None
         self.flushes = 0
+        self.cost_per_record = _SNAPSHOT_COST_PER_RECORD
+        self.last_submitted = -1
+        self.quiet = True
 
     # ------------------------------------------------------------- events
     def on_event(self, event: dict) -> None:
@@ -125,23 +133,49 @@ class _Feed:
         if self.ticker is not None:
             self.ticker.cancel()
 
-    def _idle(self) -> bool:
+    def _look(self) -> None:
+        """Once a refresh period: note whether anything was submitted since the last."""
         app = self.app
-        return app.io_executor.active_count() + app.cpu_executor.active_count() == 0
+        submitted = app.io_executor.submitted + app.cpu_executor.submitted
+        self.quiet = submitted == self.last_submitted
+        self.last_submitted = submitted
+
+    def _idle(self) -> bool:
+        """No task in flight, and none submitted over the last refresh period: a burst
+        that submits in steps (its workers keeping up between them) is not over yet."""
+        app = self.app
+        active = app.io_executor.active_count() + app.cpu_executor.active_count()
+        return self.quiet and active == 0
+
+    def _records(self) -> int:
+        """How many records a snapshot scans (in memory; 0 where counts are indexed)."""
+        backend = self.app.results_backend
+        return len(backend) if isinstance(backend, InMemoryBackend) else 0
 
     async def _run(self) -> None:
         delay = waited = self.interval
         while not self.closed:
             await asyncio.sleep(self.interval)
             waited += self.interval
-            if waited < delay and not (self.sampling and self._idle()):
+            self._look()
+            if self.sampling and not self._idle():
+                # the first snapshot of a burst keeps to the budget too: its cost is
+                # estimated from the number of records before it is taken
+                expected = self.cost_per_record * self._records() / REFRESH_BUDGET
+                if waited < max(delay, expected):
+                    continue
+            elif waited < delay and not self.sampling:
                 continue  # the last refresh was costly: space them out, unless all is done
+            records = self._records() if self.sampling else 0
             started = time.perf_counter()
             try:
                 await self.tick()
             except Exception:
                 logger.exception("The task table could not refresh")
-            delay = max(self.interval, (time.perf_counter() - started) / REFRESH_BUDGET)
+            took = time.perf_counter() - started
+            if records >= 1000:
+                self.cost_per_record = took / records
+            delay = max(self.interval, took / REFRESH_BUDGET)
             waited = 0.0
 
     async def tick(self) -> None:
