@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -143,17 +144,9 @@ class Batcher:
 
     def add_nowait(self, item: Any) -> Any:
         """Queue ``item`` for the next flush; return the future of that flush."""
-        import asyncio
+        return self.add_many_nowait((item,))
 
-        loop = asyncio.get_running_loop()
-        future = loop.create_future()
-        self._items.append(item)
-        self._futures.append(future)
-        if self._runner is None:
-            self._runner = loop.create_task(self._run())
-        return future
-
-    def add_many_nowait(self, items: list[Any]) -> Any:
+    def add_many_nowait(self, items: Iterable[Any]) -> Any:
         """Queue ``items`` for the next flush; return the future of that flush."""
         import asyncio
 
