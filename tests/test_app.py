@@ -557,3 +557,25 @@ async def test_tasks_start_in_queue_order_when_many_workers_wake_at_once() -> No
         for task_id in ids:
             await app.wait_for_result(task_id, timeout=5)
     assert order == list(range(-1, 50))
+
+
+async def test_event_timestamps_are_the_times_of_the_changes(app: Flowrra) -> None:
+    events: list[dict] = []
+    app.events.subscribe(events.append)
+
+    @app.task()
+    async def one() -> int:
+        return 1
+
+    async with app:
+        await app.wait_for_result(await app.submit(one), timeout=5)
+    by_type = {e["type"]: e for e in events}
+    assert set(by_type) == {"task.submitted", "task.started", "task.succeeded"}
+    for kind, field in [
+        ("task.submitted", "submitted_at"),
+        ("task.started", "started_at"),
+        ("task.succeeded", "finished_at"),
+    ]:
+        event = by_type[kind]
+        assert event["timestamp"] == event["task"][field]
+        assert datetime.fromisoformat(event["timestamp"]).utcoffset() == timedelta(0)
