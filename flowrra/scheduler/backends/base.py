@@ -10,7 +10,8 @@ plain defaults built on the 0.1.8 ones, so an old custom backend still works in 
 process.
 
 :class:`SQLSchedulerBackend` implements all of it once; a dialect supplies its DDL, its
-connection handling and a few clauses.
+connection handling and a few clauses. :class:`PooledSQLSchedulerBackend` adds what the
+networked databases (PostgreSQL, MySQL) share: a URL and a connection pool.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import asyncio
 import json
 import re
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, ClassVar, Protocol
@@ -42,6 +43,7 @@ __all__ = [
     "COLUMNS",
     "DEFAULT_TABLE_PREFIX",
     "BaseSchedulerBackend",
+    "PooledSQLSchedulerBackend",
     "SQLSchedulerBackend",
     "Session",
     "check_table_prefix",
@@ -777,3 +779,41 @@ class SQLSchedulerBackend(BaseSchedulerBackend):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.display_url} prefix={self.table_prefix!r}>"
+
+
+class PooledSQLSchedulerBackend(SQLSchedulerBackend):
+    """A :class:`SQLSchedulerBackend` on a database server reached by URL through a pool.
+
+    It owns the URL, the password (kept out of messages), the pool options
+    ``pool_min_size`` (default 1), ``pool_max_size`` (default 10) and
+    ``connect_timeout`` (seconds, default 10), and the pool itself: a dialect's
+    ``__init__`` calls :meth:`_init_pool` and its ``_connect`` fills ``_pool``.
+    """
+
+    def _init_pool(self, url: str, password: str | None, options: Mapping[str, Any]) -> None:
+        """Keep ``url`` and ``password`` (unquoted; None or empty if there is none) and
+        read the pool options from ``options`` (URL query and keywords); ConfigError if
+        one is invalid. The pool opens on first use."""
+        self.url = url
+        self._password = password
+        self.pool_min_size = option_int(options.get("pool_min_size", 1), "pool_min_size", 0)
+        self.pool_max_size = option_int(options.get("pool_max_size", 10), "pool_max_size", 1)
+        self.connect_timeout = option_seconds(
+            options.get("connect_timeout", 10.0), "connect_timeout"
+        )
+        if self.pool_min_size > self.pool_max_size:
+            raise ConfigError("pool_min_size must not exceed pool_max_size")
+        self._pool: Any = None
+
+    @property
+    def display_url(self) -> str:
+        """The URL without its password."""
+        return redact_url(self.url)
+
+    def _scrub(self, text: str) -> str:
+        return text.replace(self._password, "***") if self._password else text
+
+    def _abandon(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.terminate()

@@ -21,9 +21,7 @@ from flowrra.exceptions import ConfigError
 from flowrra.scheduler.backends.base import (
     COLUMNS,
     DEFAULT_TABLE_PREFIX,
-    SQLSchedulerBackend,
-    option_int,
-    option_seconds,
+    PooledSQLSchedulerBackend,
     redact_url,
 )
 
@@ -66,7 +64,7 @@ class _Session:
             return list(await cursor.fetchall())
 
 
-class MySQLSchedulerBackend(SQLSchedulerBackend):
+class MySQLSchedulerBackend(PooledSQLSchedulerBackend):
     """Schedules in a MySQL or MariaDB database.
 
     Usage::
@@ -100,29 +98,14 @@ class MySQLSchedulerBackend(SQLSchedulerBackend):
             )
         query.update(options)
         super().__init__(str(query.get("table_prefix", DEFAULT_TABLE_PREFIX)))
-        self.url = url
         self.host = parts.hostname or "localhost"
         self.port = parts.port or 3306
         self.user = unquote(parts.username) if parts.username else "root"
-        self._password = unquote(parts.password) if parts.password else ""
         self.database = parts.path.lstrip("/") or "flowrra"
-        self.pool_min_size = option_int(query.get("pool_min_size", 1), "pool_min_size", 0)
-        self.pool_max_size = option_int(query.get("pool_max_size", 10), "pool_max_size", 1)
-        self.connect_timeout = option_seconds(query.get("connect_timeout", 10.0), "connect_timeout")
+        self._init_pool(url, unquote(parts.password) if parts.password else "", query)
         self.charset = str(query.get("charset", "utf8mb4"))
-        if self.pool_min_size > self.pool_max_size:
-            raise ConfigError("pool_min_size must not exceed pool_max_size")
-        self._pool: Any = None
         self._driver_errors = (pymysql.err.Error, OSError)
         self._integrity_errors = (pymysql.err.IntegrityError,)
-
-    @property
-    def display_url(self) -> str:
-        """The URL without its password."""
-        return redact_url(self.url)
-
-    def _scrub(self, text: str) -> str:
-        return text.replace(self._password, "***") if self._password else text
 
     # ------------------------------------------------------------- dialect
     def _ddl(self) -> list[str]:
@@ -202,11 +185,6 @@ class MySQLSchedulerBackend(SQLSchedulerBackend):
         if pool is not None:
             pool.close()
             await pool.wait_closed()
-
-    def _abandon(self) -> None:
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.terminate()
 
     @asynccontextmanager
     async def _session(self, transaction: bool) -> AsyncIterator[_Session]:

@@ -20,10 +20,7 @@ from flowrra.exceptions import ConfigError
 from flowrra.scheduler.backends.base import (
     COLUMNS,
     DEFAULT_TABLE_PREFIX,
-    SQLSchedulerBackend,
-    option_int,
-    option_seconds,
-    redact_url,
+    PooledSQLSchedulerBackend,
 )
 from flowrra.scheduler.models import ScheduledTask
 
@@ -63,7 +60,7 @@ class _Session:
         return [dict(row) for row in await self._conn.fetch(_numbered(sql), *params)]
 
 
-class PostgreSQLSchedulerBackend(SQLSchedulerBackend):
+class PostgreSQLSchedulerBackend(PooledSQLSchedulerBackend):
     """Schedules in a PostgreSQL database.
 
     Usage::
@@ -97,26 +94,11 @@ class PostgreSQLSchedulerBackend(SQLSchedulerBackend):
                 f"backend takes {', '.join(_OPTIONS)}"
             )
         super().__init__(str(ours.get("table_prefix", DEFAULT_TABLE_PREFIX)))
-        self.url = url
-        self.pool_min_size = option_int(ours.get("pool_min_size", 1), "pool_min_size", 0)
-        self.pool_max_size = option_int(ours.get("pool_max_size", 10), "pool_max_size", 1)
-        self.connect_timeout = option_seconds(ours.get("connect_timeout", 10.0), "connect_timeout")
-        if self.pool_min_size > self.pool_max_size:
-            raise ConfigError("pool_min_size must not exceed pool_max_size")
+        self._init_pool(url, parts.password, ours)
         rest = [(k, v) for k, v in query if k not in _OPTIONS]
         self._dsn = urlunsplit(parts._replace(scheme="postgresql", query=urlencode(rest)))
-        self._password = parts.password
-        self._pool: Any = None
         self._driver_errors = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
         self._integrity_errors = (asyncpg.UniqueViolationError,)
-
-    @property
-    def display_url(self) -> str:
-        """The URL without its password."""
-        return redact_url(self.url)
-
-    def _scrub(self, text: str) -> str:
-        return text.replace(self._password, "***") if self._password else text
 
     # ------------------------------------------------------------- dialect
     def _ddl(self) -> list[str]:
@@ -203,11 +185,6 @@ class PostgreSQLSchedulerBackend(SQLSchedulerBackend):
         pool, self._pool = self._pool, None
         if pool is not None:
             await pool.close()
-
-    def _abandon(self) -> None:
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.terminate()
 
     @asynccontextmanager
     async def _session(self, transaction: bool) -> AsyncIterator[_Session]:
