@@ -522,6 +522,26 @@ async def test_workers_start_while_a_long_burst_is_still_being_submitted() -> No
     assert min(seen_at_start) < burst  # the first tasks ran during the burst
 
 
+async def test_apply_in_a_loop_lets_workers_start_during_the_loop() -> None:
+    app = Flowrra(Config(executor=ExecutorConfig(io_workers=2)))
+    started = asyncio.Event()
+    seen_while_submitting: list[bool] = []
+
+    @app.task()
+    async def mark(i: int) -> int:
+        started.set()
+        return i
+
+    async with app:
+        ids = []
+        for i in range(2_000):
+            ids.append(await app.apply(mark, (i,), priority=1))
+            seen_while_submitting.append(started.is_set())
+        results = [(await app.wait_for_result(i, timeout=10)).result for i in ids]
+    assert results == list(range(2_000))
+    assert any(seen_while_submitting)
+
+
 async def test_map_lets_workers_start_during_a_long_map() -> None:
     app = Flowrra(Config(executor=ExecutorConfig(io_workers=2)))
     started = asyncio.Event()

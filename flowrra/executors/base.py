@@ -281,6 +281,8 @@ class BaseTaskExecutor(ABC):
             self._hold(task, delay)
         else:
             await self._queue.push(task)
+            if self._queue.handed:
+                await self.share_loop()
         return task.id
 
     async def submit_many(
