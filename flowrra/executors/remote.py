@@ -116,22 +116,10 @@ class RemoteQueue:
         sending: asyncio.Future[Any] | None = None
         sent: list[TaskResult] = []
         for start in range(0, len(arg_tuples), _CHUNK):
-            records: list[TaskResult] = []
-            entries: list[Any] = []
-            rows: list[Any] = []
-            for part in range(start, min(start + _CHUNK, len(arg_tuples)), _PART):
-                if sending is not None:
-                    # the request in flight is larger than the socket buffer: let the
-                    # loop write the rest of it while this chunk is being made
-                    await asyncio.sleep(0)
-                these, pushes = [], []
-                for args, kwargs in arg_tuples[part : min(part + _PART, start + _CHUNK)]:
-                    task, record = _new_task(spec, args, kwargs, priority, options)
-                    these.append(record)
-                    pushes.append((task, _stamp(record.submitted_at), digest, due))
-                records += these
-                entries += backend.entries(these)  # type: ignore[attr-defined]
-                rows += broker.rows(pushes)
+            pairs = arg_tuples[start : start + _CHUNK]
+            records, entries, rows = await self._chunk(
+                spec, pairs, priority, options, (digest, due), sending is not None
+            )
             if sending is not None:
                 await sending
                 self._announce(sent)
@@ -146,6 +134,37 @@ class RemoteQueue:
             await sending
             self._announce(sent)
         return ids
+
+    async def _chunk(
+        self,
+        spec: TaskSpec,
+        pairs: list[tuple[tuple, dict]],
+        priority: int,
+        options: SubmitOptions | None,
+        where: tuple[str | None, float],
+        in_flight: bool,
+    ) -> tuple[list[TaskResult], list[Any], list[Any]]:
+        """Records, backend rows and broker rows (pickled and signed) for ``pairs``.
+
+        With a request ``in_flight``, the loop runs every :data:`_PART` tasks: a request
+        larger than the socket buffer goes out only as the loop writes the rest of it.
+        """
+        digest, due = where
+        records: list[TaskResult] = []
+        entries: list[Any] = []
+        rows: list[Any] = []
+        for part in range(0, len(pairs), _PART):
+            if in_flight:
+                await asyncio.sleep(0)
+            these, pushes = [], []
+            for args, kwargs in pairs[part : part + _PART]:
+                task, record = _new_task(spec, args, kwargs, priority, options)
+                these.append(record)
+                pushes.append((task, _stamp(record.submitted_at), digest, due))
+            records += these
+            entries += self.executor.results.entries(these)  # type: ignore[attr-defined]
+            rows += self.broker.rows(pushes)
+        return records, entries, rows
 
     def _announce(self, records: list[TaskResult]) -> None:
         events = self.executor.events
