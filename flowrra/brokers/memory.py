@@ -105,10 +105,8 @@ class InMemoryBroker(BaseBroker):
         loop: asyncio.AbstractEventLoop | None = None
         deadline = None
         while True:
-            if self._size:
-                task = self._take()
-                if self._putters:
-                    self._wake_putter()
+            task = self.pop_nowait()
+            if task is not None:
                 return task
             if self._closed:
                 return None
