@@ -2,11 +2,39 @@
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 
+from flowrra.exceptions import TaskTimeoutError
 from flowrra.task import TaskResult, TaskStatus
 
-__all__ = ["BaseResultBackend"]
+__all__ = ["BaseResultBackend", "Waiters", "await_completion", "forget_waiter"]
+
+
+Waiters = dict[str, list[asyncio.Future[TaskResult]]]
+
+
+async def await_completion(
+    task_id: str, future: asyncio.Future[TaskResult], timeout: float | None
+) -> TaskResult:
+    """Await the record ``future`` delivers, for at most ``timeout`` seconds (None: for
+    ever); :class:`~flowrra.exceptions.TaskTimeoutError` when time runs out."""
+    try:
+        if timeout is None:
+            return await future
+        async with asyncio.timeout(timeout):
+            return await future
+    except TimeoutError:
+        raise TaskTimeoutError(task_id, timeout) from None
+
+
+def forget_waiter(waiters: Waiters, task_id: str, future: asyncio.Future[TaskResult]) -> None:
+    """Take ``future`` off the waiters of ``task_id`` (a wait that ended without it)."""
+    pending = waiters.get(task_id)
+    if pending and future in pending:
+        pending.remove(future)
+        if not pending:
+            del waiters[task_id]
 
 
 class BaseResultBackend(ABC):

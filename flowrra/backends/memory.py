@@ -7,8 +7,8 @@ import copy
 from collections import deque
 from itertools import islice
 
-from flowrra.backends.base import BaseResultBackend
-from flowrra.exceptions import ConfigError, TaskTimeoutError, UnknownTaskIdError
+from flowrra.backends.base import BaseResultBackend, Waiters, await_completion, forget_waiter
+from flowrra.exceptions import ConfigError, UnknownTaskIdError
 from flowrra.task import TaskResult, TaskStatus
 
 __all__ = ["DEFAULT_MAX_RESULTS", "InMemoryBackend"]
@@ -39,7 +39,7 @@ class InMemoryBackend(BaseResultBackend):
         self.max_results = max_results
         self._results: dict[str, TaskResult] = {}
         self._completed: deque[str] = deque()
-        self._waiters: dict[str, list[asyncio.Future[TaskResult]]] = {}
+        self._waiters: Waiters = {}
 
     async def store(self, task_id: str, result: TaskResult) -> None:
         """Save ``result``; wake waiters and evict old records when it is complete."""
@@ -87,22 +87,10 @@ class InMemoryBackend(BaseResultBackend):
         fut: asyncio.Future[TaskResult] = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(task_id, []).append(fut)
         try:
-            if timeout is None:
-                return await fut
-            async with asyncio.timeout(timeout):
-                return await fut
-        except TimeoutError:
-            raise TaskTimeoutError(task_id, timeout) from None
+            return await await_completion(task_id, fut, timeout)
         finally:
             if not fut.done():
-                self._forget_waiter(task_id, fut)
-
-    def _forget_waiter(self, task_id: str, fut: asyncio.Future[TaskResult]) -> None:
-        waiters = self._waiters.get(task_id)
-        if waiters and fut in waiters:
-            waiters.remove(fut)
-            if not waiters:
-                del self._waiters[task_id]
+                forget_waiter(self._waiters, task_id, fut)
 
     async def delete(self, task_id: str) -> bool:
         """Delete the record of ``task_id``; True if there was one."""

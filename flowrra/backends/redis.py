@@ -27,8 +27,8 @@ from redis.exceptions import BusyLoadingError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from flowrra.backends.base import BaseResultBackend
-from flowrra.exceptions import BackendError, TaskTimeoutError, UnknownTaskIdError
+from flowrra.backends.base import BaseResultBackend, Waiters, await_completion, forget_waiter
+from flowrra.exceptions import BackendError, UnknownTaskIdError
 from flowrra.redis_client import (
     LUA_ROWS,
     Batcher,
@@ -166,7 +166,7 @@ class RedisBackend(BaseResultBackend):
         self._client: Any = None
         self._store_script: Any = None
         self._writes = Batcher(self.write_entries)
-        self._waiters: dict[str, list[asyncio.Future[TaskResult]]] = {}
+        self._waiters: Waiters = {}
         self._listener: asyncio.Task[None] | None = None
         self._subscribed: asyncio.Event | None = None
         self._recent: OrderedDict[str, bytes] = OrderedDict()
@@ -301,19 +301,9 @@ class RedisBackend(BaseResultBackend):
                 raise UnknownTaskIdError(task_id)
             if record.is_complete:
                 return record
-            if timeout is None:
-                return await future
-            async with asyncio.timeout(timeout):
-                return await future
-        except TimeoutError:
-            raise TaskTimeoutError(task_id, timeout) from None
+            return await await_completion(task_id, future, timeout)
         finally:
-            waiters = self._waiters.get(task_id)
-            if waiters is not None:
-                with contextlib.suppress(ValueError):
-                    waiters.remove(future)
-                if not waiters:
-                    del self._waiters[task_id]
+            forget_waiter(self._waiters, task_id, future)
 
     async def _listen(self) -> None:
         if self._listener is None or self._listener.done():
