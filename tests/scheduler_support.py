@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from flowrra.clock import utcnow
 from flowrra.scheduler.backends import get_scheduler_backend
@@ -48,6 +50,20 @@ async def drop(url: str) -> None:
         await backend.drop_tables()
     finally:
         await backend.close()
+
+
+class PerKindDatabase:
+    """A base for contract test classes run once per database: subclasses set ``kind``
+    (sqlite, postgresql or mysql) and get a ``url`` fixture with a table prefix of its
+    own, whose tables are dropped afterwards."""
+
+    kind = ""
+
+    @pytest.fixture
+    async def url(self, tmp_path: Path) -> AsyncIterator[str]:
+        url = backend_url(self.kind, tmp_path, unique_prefix())
+        yield url
+        await drop(url)
 
 
 class Clock:

@@ -34,7 +34,7 @@ from flowrra.scheduler.backends import (
 )
 from flowrra.scheduler.models import RunCompletion
 
-from .scheduler_support import backend_url, drop, make_backend, unique_prefix
+from .scheduler_support import PerKindDatabase, make_backend
 from .services import require_mysql, require_postgres
 
 T0 = datetime(2030, 1, 1, 12, 0, 0, 123456, tzinfo=UTC)
@@ -57,16 +57,8 @@ def schedule(n: int = 0, **changes: object) -> ScheduledTask:
     return task
 
 
-class BackendContract:
+class BackendContract(PerKindDatabase):
     """Every scheduler backend keeps this contract. Subclasses set ``kind``."""
-
-    kind = ""
-
-    @pytest.fixture
-    async def url(self, tmp_path: Path) -> AsyncIterator[str]:
-        url = backend_url(self.kind, tmp_path, unique_prefix())
-        yield url
-        await drop(url)
 
     @pytest.fixture
     async def backend(self, url: str) -> AsyncIterator[SQLSchedulerBackend]:

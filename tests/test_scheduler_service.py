@@ -8,7 +8,6 @@ import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,11 +18,9 @@ from flowrra.scheduler import RunOutcome, ScheduledTask, Scheduler, ScheduleType
 
 from .scheduler_support import (
     Clock,
+    PerKindDatabase,
     Recorder,
-    backend_url,
-    drop,
     make_backend,
-    unique_prefix,
     wait_until,
 )
 
@@ -42,16 +39,8 @@ def registry() -> TaskRegistry:
     return tasks
 
 
-class SchedulerContract:
+class SchedulerContract(PerKindDatabase):
     """Subclasses set ``kind``: sqlite, postgresql or mysql."""
-
-    kind = ""
-
-    @pytest.fixture
-    async def url(self, tmp_path: Path) -> AsyncIterator[str]:
-        url = backend_url(self.kind, tmp_path, unique_prefix())
-        yield url
-        await drop(url)
 
     @pytest.fixture
     async def make(self, url: str) -> AsyncIterator[Callable[..., Scheduler]]:
