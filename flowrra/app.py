@@ -5,11 +5,10 @@ from __future__ import annotations
 import asyncio
 import html
 import itertools
-import os
-import secrets
+import logging
 import weakref
 from collections.abc import Callable, Iterable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
@@ -21,7 +20,7 @@ from flowrra.executors.cpu import CPUExecutor
 from flowrra.executors.io import IOExecutor
 from flowrra.home_loop import on_home_loop
 from flowrra.registry import TaskRegistry, TaskSpec
-from flowrra.serialization import Signer
+from flowrra.serialization import Signer, signer_for
 from flowrra.task import TaskResult, TaskStatus
 
 if TYPE_CHECKING:
@@ -42,6 +41,8 @@ _EVENT_FOR_STATUS = {
 }
 _NOT_RUNNING = "The Flowrra app is not running. Call 'await app.start()' or use 'async with app:'."
 
+
+logger = logging.getLogger("flowrra.app")
 
 _live_apps: weakref.WeakSet[Flowrra] = weakref.WeakSet()
 _serials = itertools.count()
@@ -84,12 +85,15 @@ class Flowrra:
         self.events = EventBus()
         self.events._forward = event_bus
         self._backend = self._config.create_backend()
+        signer, self.secret_is_generated = signer_for(self._config.secret_key)
+        if hasattr(self._backend, "signer"):  # a Redis backend signs its records
+            self._backend.signer = signer
         shared = {"backend": self._backend, "events": self.events}
         self._io_executor = IOExecutor(self._config, self._registry, **shared)  # type: ignore[arg-type]
         self._cpu_executor = CPUExecutor(self._config, self._registry, **shared)  # type: ignore[arg-type]
-        self.secret_is_generated = False
+        self._cancelling: set[asyncio.Future[Any]] = set()
         if self._config.broker is not None:
-            self._link_redis()
+            self._link_redis(signer)
         self._scheduler: Any = None
         self._running = False
         self._home_loop: asyncio.AbstractEventLoop | None = None
@@ -99,25 +103,54 @@ class Flowrra:
         if scheduling is not None and scheduling.enabled:
             self.create_scheduler(scheduling.create_backend(), scheduling.check_interval)
 
-    def _link_redis(self) -> None:
+    def _link_redis(self, signer: Signer) -> None:
         """Sign everything that crosses Redis and hear records stored by other processes."""
-        if not hasattr(self._backend, "on_record"):
-            raise ConfigError(
-                "A Redis broker needs a Redis result backend, so that workers in other "
-                "processes can store results this app can read: set BackendConfig(url=...) "
-                "or Flowrra.from_urls(broker=..., backend=...)"
-            )
-        secret = self._config.secret_key or os.environ.get("FLOWRRA_SECRET_KEY")
-        if secret is None:  # good for this process's own workers only
-            secret = secrets.token_hex(32)
-            self.secret_is_generated = True
-        signer = Signer(secret)
-        self._backend.signer = signer
-        self._backend.on_record = self._on_remote_record
-        self._backend.on_cancel = self._on_cancel_request
-        self._cancelling: set[asyncio.Future[bool]] = set()
         for executor in (self._io_executor, self._cpu_executor):
             executor.broker.signer = signer  # type: ignore[union-attr]
+        if not hasattr(self._backend, "on_record"):
+            logger.warning(
+                "A Redis broker with in-memory results: this process's own workers run the "
+                "tasks and keep their results here, but workers in other processes cannot "
+                "report results. Set BackendConfig(url='redis://...') (or "
+                "Flowrra.from_urls(broker=..., backend=...)) to share results."
+            )
+            return
+        self._backend.on_record = self._on_remote_record
+        self._backend.on_cancel = self._on_cancel_request
+        self._backend.on_dead_letter = self._on_dead_letter
+
+    def _on_dead_letter(self, task_id: str, reason: str) -> None:
+        self._chore(self._fail_dead_lettered(task_id, reason))
+
+    def _chore(self, job: Any) -> None:
+        task = asyncio.ensure_future(job)
+        self._cancelling.add(task)
+        task.add_done_callback(self._cancelling.discard)
+
+    async def _fail_dead_lettered(self, task_id: str, reason: str) -> None:
+        """A worker set a task aside (its payload did not verify there): fail the record
+        so its waiters learn why at once. A notice is plain JSON from anyone who can write
+        to Redis, so it is believed only once the task's payload is really gone."""
+        try:
+            record = await self._backend.get(task_id)
+            if record is None or record.is_complete:
+                return
+            for executor in (self._io_executor, self._cpu_executor):
+                if await executor.broker.is_queued(task_id):  # type: ignore[union-attr]
+                    return
+        except FlowrraError:
+            return
+        dead = f"{self._config.broker.queue_key or 'flowrra:queue'}:{{io,cpu}}:dead"  # type: ignore[union-attr]
+        record.status = TaskStatus.FAILED
+        record.finished_at = datetime.now(UTC)
+        record.error_type = "SignatureError"
+        record.error = (
+            f"A worker could not verify task {task_id} ({reason}) and set it aside in {dead}. "
+            "Its secret key differs from this process's: set the same FLOWRRA_SECRET_KEY "
+            "(or Config(secret_key=...)) for the processes that submit and for every "
+            "flowrra worker, then submit the task again."
+        )
+        await self._backend.store(task_id, record)
 
     def _on_remote_record(self, record: TaskResult) -> None:
         self.events.publish(_EVENT_FOR_STATUS[record.status], record)
@@ -482,6 +515,14 @@ class Flowrra:
         self._home_loop = asyncio.get_running_loop()
         if self._config.broker is not None:
             await self._io_executor.broker.ping()  # type: ignore[union-attr]
+            if not kinds and self.secret_is_generated:
+                logger.warning(
+                    "start(workers=False) with a secret key made for this process alone: "
+                    "workers in other processes cannot verify its tasks. Set the same "
+                    "FLOWRRA_SECRET_KEY (or Config(secret_key=...)) here and for every "
+                    "flowrra worker."
+                )
+        if hasattr(self._backend, "listen"):
             await self._backend.ping()
             await self._backend.listen()
         await self._io_executor.start(workers="io" in kinds)
@@ -513,10 +554,12 @@ class Flowrra:
         await asyncio.gather(
             self._io_executor.stop(wait, timeout), self._cpu_executor.stop(wait, timeout)
         )
+        if self._cancelling:
+            await asyncio.wait(self._cancelling, timeout=5.0)
         if self._config.broker is not None:  # Redis clients belong to this loop: let go
             for executor in (self._io_executor, self._cpu_executor):
                 await executor.broker.close()  # type: ignore[union-attr]
-            await self._backend.close()
+        await self._backend.close()
 
     async def __aenter__(self) -> Self:
         await self.start()

@@ -7,11 +7,14 @@ Every value is checked when the dataclass is built; a bad one raises
 
 from __future__ import annotations
 
+import math
 import os
+import re
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from flowrra.exceptions import ConfigError
 
@@ -50,6 +53,70 @@ def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def _shown_url(url: str) -> str:
+    """``url`` as it may be shown: its password (userinfo or ``?password=``) hidden."""
+    from flowrra.redis_client import redacted  # imports redis only when it connects
+
+    try:
+        return redacted(url)
+    except ValueError:  # e.g. a port that is not a number: show nothing that may be secret
+        return "<unparseable URL>"
+
+
+def _repr_hiding_passwords(config: Any) -> str:
+    """The dataclass repr of ``config`` with every URL field shown by :func:`_shown_url`.
+
+    The fields, their order and equality stay the dataclass's own; only what is printed
+    changes, so a config can be logged or shown in a notebook without its passwords.
+    """
+    shown = []
+    for item in fields(config):
+        if not item.repr:
+            continue
+        value = getattr(config, item.name)
+        if item.name.endswith("url") and isinstance(value, str):
+            shown.append(f"{item.name}={_shown_url(value)!r}")
+        else:
+            shown.append(f"{item.name}={value!r}")
+    return f"{type(config).__name__}({', '.join(shown)})"
+
+
+_DB_NUMBER = re.compile(r"[0-9]+")
+
+
+def _check_redis_database(url: str) -> None:
+    """A ``redis://`` or ``rediss://`` URL's path must be a database number (``/0``) or
+    empty, and ``?db=`` a whole number: redis-py would silently use database 0 for
+    ``redis://host/cache``. Other schemes (``unix://``, ``memory://``) are not checked."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return  # the factory reports URLs that do not parse
+    if parts.scheme.lower() not in ("redis", "rediss"):
+        return
+    path = unquote(parts.path)
+    number = path[1:] if path.startswith("/") else path
+    if number and not _DB_NUMBER.fullmatch(number):
+        raise ConfigError(
+            f"Redis URL {_shown_url(url)!r} has the path {path!r}: the path must be a "
+            "database number like /0 (or leave it out and pass ?db=0)"
+        )
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        if key == "db" and not _DB_NUMBER.fullmatch(value):
+            raise ConfigError(
+                f"Redis URL {_shown_url(url)!r} has db={value!r}: it must be a database "
+                "number like ?db=0"
+            )
+
+
+def _check_retry_budget(budget: object) -> None:
+    _require(
+        _is_number(budget) and 0 <= budget < math.inf,  # type: ignore[operator]
+        "retry_budget must be a finite number of seconds >= 0 (how long a Redis call rides "
+        "out a lost connection)",
+    )
+
+
 def _check_connection(max_connections: object, socket_timeout: object) -> None:
     _require(
         _is_int(max_connections) and max_connections >= 1,  # type: ignore[operator]
@@ -71,6 +138,11 @@ class BrokerConfig:
 
     ``queue_key`` is the key prefix of the queues; each executor kind appends its own
     suffix (``:io``, ``:cpu``), so IO and CPU tasks never share a queue.
+
+    Additions of flowrra 0.2: ``retry_budget`` is how many seconds each Redis call rides
+    out a lost connection (exponential backoff) before it raises ``BrokerError``;
+    ``max_deliveries`` is how many times a task may be delivered (the first time plus one
+    per lease that lapsed because its worker died or blocked) before it ends FAILED.
     """
 
     url: str
@@ -78,11 +150,22 @@ class BrokerConfig:
     socket_timeout: float = 5.0
     retry_on_timeout: bool = True
     queue_key: str | None = None
+    retry_budget: float = 10.0
+    max_deliveries: int = 5
 
     def __post_init__(self) -> None:
         """Validate broker configuration."""
         _require(isinstance(self.url, str) and bool(self.url), "Broker URL is required")
+        _check_redis_database(self.url)
         _check_connection(self.max_connections, self.socket_timeout)
+        _check_retry_budget(self.retry_budget)
+        _require(
+            _is_int(self.max_deliveries) and self.max_deliveries >= 1,
+            "max_deliveries must be at least 1",
+        )
+
+    def __repr__(self) -> str:
+        return _repr_hiding_passwords(self)
 
     def create_broker(self, queue_suffix: str = "") -> BaseBroker:
         """Create the broker this configuration describes.
@@ -98,6 +181,8 @@ class BrokerConfig:
             socket_timeout=self.socket_timeout,
             retry_on_timeout=self.retry_on_timeout,
             queue_key=(self.queue_key or DEFAULT_QUEUE_KEY) + queue_suffix,
+            retry_budget=self.retry_budget,
+            max_deliveries=self.max_deliveries,
         )
         assert broker is not None
         return broker
@@ -111,6 +196,9 @@ class BackendConfig:
 
         BackendConfig(url="redis://localhost:6379/1", ttl=86_400)
         BackendConfig(url="memory://?max_results=10000")
+
+    ``retry_budget`` (flowrra 0.2) is how many seconds each Redis call rides out a lost
+    connection before it raises ``BackendError``.
     """
 
     url: str
@@ -118,15 +206,21 @@ class BackendConfig:
     max_connections: int = 50
     socket_timeout: float = 5.0
     retry_on_timeout: bool = True
+    retry_budget: float = 10.0
 
     def __post_init__(self) -> None:
         """Validate backend configuration."""
         _require(isinstance(self.url, str) and bool(self.url), "Backend URL is required")
+        _check_redis_database(self.url)
         _require(
             self.ttl is None or (_is_int(self.ttl) and self.ttl >= 1),
             "ttl must be at least 1 second",
         )
         _check_connection(self.max_connections, self.socket_timeout)
+        _check_retry_budget(self.retry_budget)
+
+    def __repr__(self) -> str:
+        return _repr_hiding_passwords(self)
 
     def create_backend(self) -> BaseResultBackend:
         """Create the result backend this configuration describes.
@@ -142,6 +236,7 @@ class BackendConfig:
             max_connections=self.max_connections,
             socket_timeout=self.socket_timeout,
             retry_on_timeout=self.retry_on_timeout,
+            retry_budget=self.retry_budget,
         )
 
 
@@ -218,9 +313,13 @@ class SchedulerConfig:
     def __post_init__(self) -> None:
         """Validate scheduler configuration."""
         _require(
-            _is_number(self.check_interval) and self.check_interval > 0,
-            "check_interval must be positive",
+            _is_number(self.check_interval) and 0 < self.check_interval < math.inf,
+            f"check_interval must be positive (a finite number of seconds), got "
+            f"{self.check_interval!r}",
         )
+
+    def __repr__(self) -> str:
+        return _repr_hiding_passwords(self)
 
     def create_backend(self) -> Any:
         """Create the scheduler backend for ``database_url``."""
@@ -229,8 +328,19 @@ class SchedulerConfig:
         return get_scheduler_backend(self.database_url)
 
 
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
 def _to_bool(raw: str) -> bool:
-    return raw.strip().lower() in ("true", "1", "yes", "on")
+    """1/0, true/false, yes/no, on/off in any case; anything else is a ValueError (0.1.8
+    read every other word, a typo such as 'ture' included, as False)."""
+    word = raw.strip().lower()
+    if word in _TRUE:
+        return True
+    if word in _FALSE:
+        return False
+    raise ValueError(raw)
 
 
 def _to_int(raw: str) -> int:
@@ -248,7 +358,7 @@ def _to_str(raw: str) -> str:
 _TYPE_WORDS: dict[Callable[[str], Any], str] = {
     _to_int: "a whole number",
     _to_float: "a number",
-    _to_bool: "true or false",
+    _to_bool: "one of 1/0, true/false, yes/no, on/off",
     _to_str: "a string",
 }
 
@@ -260,6 +370,8 @@ _ENV_FIELDS: dict[str, list[tuple[str, Callable[[str], Any]]]] = {
         ("socket_timeout", _to_float),
         ("retry_on_timeout", _to_bool),
         ("queue_key", _to_str),
+        ("retry_budget", _to_float),
+        ("max_deliveries", _to_int),
     ],
     "BACKEND": [
         ("url", _to_str),
@@ -267,6 +379,7 @@ _ENV_FIELDS: dict[str, list[tuple[str, Callable[[str], Any]]]] = {
         ("max_connections", _to_int),
         ("socket_timeout", _to_float),
         ("retry_on_timeout", _to_bool),
+        ("retry_budget", _to_float),
     ],
     "EXECUTOR": [
         ("io_workers", _to_int),

@@ -6,35 +6,50 @@ password when a URL is shown, and the retry policy for reconnecting.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import functools
 import json
 import logging
-from collections.abc import Iterable
-from typing import Any
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 __all__ = [
+    "DEFAULT_RETRY_BUDGET",
     "LUA_ROWS",
     "Batcher",
     "connect",
+    "database_of",
     "pack_batch",
     "redacted",
+    "retrying",
+    "same_server",
     "split_options",
+    "transient_errors",
     "unreachable",
 ]
 
+#: Seconds a Redis call keeps retrying a lost connection before it gives up.
+DEFAULT_RETRY_BUDGET = 10.0
+
 logger = logging.getLogger("flowrra.redis")
+
+T = TypeVar("T")
 
 
 #: Lua helpers for batched scripts. ``rows(meta, blobs)`` reads what :func:`pack_batch`
 #: wrote: ``meta`` is a JSON list of rows in which a ``[length]`` field stands for the next
-#: ``length`` bytes of ``blobs``. ``chunked(cmd, key, args)`` runs ``cmd key args...`` in
-#: slices that fit Lua's stack, so a batch costs a few commands rather than a few per row.
-#: One JSON argument and one bytes argument carry a whole batch: encoding each field as an
-#: argument costs redis-py several microseconds, and JSON is encoded and decoded in C.
+#: ``length`` bytes of ``blobs``; ``fill(list, blobs, pos)`` does the same for one list of
+#: rows of a larger structure, from byte ``pos`` on, and returns where the next list
+#: starts. ``chunked(cmd, key, args)`` runs ``cmd key args...`` in slices that fit Lua's
+#: stack, so a batch costs a few commands rather than a few per row. One JSON argument and
+#: one bytes argument carry a whole batch: encoding each field as an argument costs
+#: redis-py several microseconds, and JSON is encoded and decoded in C.
 LUA_ROWS = """
-local function rows(meta, blobs)
-  local out, pos = cjson.decode(meta), 1
-  for _, r in ipairs(out) do
+local function fill(list, blobs, pos)
+  for _, r in ipairs(list) do
     for j = 1, #r do
       local v = r[j]
       if type(v) == 'table' then
@@ -43,6 +58,11 @@ local function rows(meta, blobs)
       end
     end
   end
+  return pos
+end
+local function rows(meta, blobs)
+  local out = cjson.decode(meta)
+  fill(out, blobs, 1)
   return out
 end
 local function chunked(cmd, key, args)
@@ -72,14 +92,49 @@ def unreachable(what: str, url: str, exc: BaseException) -> str:
 
 
 def redacted(url: str) -> str:
-    """``url`` with its password replaced by ``***`` (safe for logs and errors)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))
+    """``url`` with its password replaced by ``***``, whether it is in the user part
+    (``redis://user:pw@host``) or a ``password=`` query parameter (safe for logs and
+    errors)."""
+    base, sep, query = url.partition("?")
+    parts = urlsplit(base)
+    if parts.password is not None:
+        user = parts.username or ""
+        port = f":{parts.port}" if parts.port else ""
+        base = urlunsplit(parts._replace(netloc=f"{user}:***@{parts.hostname or ''}{port}"))
+    if any(key.lower() == "password" for key, _ in parse_qsl(query, keep_blank_values=True)):
+        pairs = parse_qsl(query, keep_blank_values=True)
+        query = urlencode(
+            [(k, "***" if k.lower() == "password" else v) for k, v in pairs], safe="*"
+        )
+    return f"{base}{sep}{query}"
+
+
+def same_server(url_a: str, url_b: str) -> bool:
+    """True when two Redis URLs reach one server as one user (the database may differ),
+    so one script can write to both."""
+    from redis.connection import parse_url
+
+    def where(url: str) -> dict[str, Any]:
+        found = dict(parse_url(split_options(url, ("key_prefix",))[0]))
+        found.pop("db", None)
+        cls = found.pop("connection_class", None)
+        found["kind"] = getattr(cls, "__name__", "tcp")
+        found.setdefault("port", 6379)
+        if found.get("host") == "localhost":
+            found["host"] = "127.0.0.1"
+        return found
+
+    try:
+        return where(url_a) == where(url_b)
+    except Exception:
+        return False
+
+
+def database_of(url: str) -> int:
+    """The database number a Redis URL selects (0 when it names none)."""
+    from redis.connection import parse_url
+
+    return int(parse_url(split_options(url, ("key_prefix",))[0]).get("db") or 0)
 
 
 def split_options(url: str, names: tuple[str, ...]) -> tuple[str, dict[str, str]]:
@@ -104,26 +159,72 @@ def connect(
     retry_on_timeout: bool = True,
 ) -> Any:
     """An asyncio Redis client for ``url`` (``redis://``, ``rediss://`` for TLS,
-    ``redis://user:password@host`` for ACL users, ``unix://``) that retries a lost
-    connection with exponential backoff."""
-    from redis.asyncio import Redis
-    from redis.backoff import ExponentialBackoff
+    ``redis://user:password@host`` for ACL users, ``unix://``).
+
+    Its pool holds at most ``max_connections``; a caller that finds them all busy waits
+    for one to be free instead of failing. A connection found dead is replaced once at
+    once; longer outages are ridden out by :func:`retrying`.
+    """
+    from redis.asyncio import BlockingConnectionPool, Redis
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import TimeoutError as RedisTimeoutError
-    from redis.retry import Retry
 
     errors: list[type[Exception]] = [RedisConnectionError, ConnectionError, OSError]
     if retry_on_timeout:
         errors.append(RedisTimeoutError)
-    return Redis.from_url(
+    pool = BlockingConnectionPool.from_url(
         url,
         max_connections=max_connections,
+        timeout=None,
         socket_timeout=socket_timeout,
-        socket_connect_timeout=5.0,
-        retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), retries=8),
+        socket_connect_timeout=min(5.0, socket_timeout or 5.0),
+        retry=Retry(NoBackoff(), retries=1),
         retry_on_error=errors,
         health_check_interval=30,
     )
+    return Redis(connection_pool=pool)
+
+
+@functools.cache
+def transient_errors() -> tuple[type[BaseException], ...]:
+    """Errors that mean "Redis is away for now": calls retry them within their budget."""
+    from redis.exceptions import BusyLoadingError
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    return (RedisConnectionError, RedisTimeoutError, BusyLoadingError, OSError)
+
+
+async def retrying(
+    call: Callable[[], Awaitable[T]],
+    budget: float,
+    fail: Callable[[BaseException], Exception],
+) -> T:
+    """Await ``call()``; while Redis cannot be reached, call again with exponential
+    backoff (50 ms doubling to 2 s) for up to ``budget`` seconds, then raise
+    ``fail(error)``. Any other error is raised as ``fail(error)`` at once, except
+    flowrra's own errors and cancellation, which pass through."""
+    from flowrra.exceptions import FlowrraError
+
+    transient = transient_errors()
+    deadline = time.monotonic() + budget
+    delay = 0.05
+    while True:
+        try:
+            return await call()
+        except FlowrraError:
+            raise
+        except transient as exc:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise fail(exc) from exc
+            logger.debug("Redis unavailable (%s); retrying in %.2fs", exc, delay)
+            await asyncio.sleep(min(delay, left))
+            delay = min(delay * 2, 2.0)
+        except Exception as exc:
+            raise fail(exc) from exc
 
 
 class Batcher:
@@ -132,28 +233,27 @@ class Batcher:
     ``await batcher.add(item)`` returns once a flush containing ``item`` is done. One
     flush runs at a time: what arrives meanwhile goes in the next one, so writes reach
     Redis in the order they were made, an idle system sends at once and a busy one sends
-    everything that piled up in one round trip. :meth:`add_nowait` queues without waiting.
+    everything that piled up in one round trip (up to ``limit`` items; the rest go in
+    the next). :meth:`add_nowait` queues without waiting.
     """
 
-    def __init__(self, flush: Any) -> None:
-        """``flush`` is an async callable taking the list of items."""
+    def __init__(self, flush: Callable[[list[Any]], Awaitable[None]], limit: int = 0) -> None:
+        """``flush`` is an async callable taking the list of items; ``limit`` caps the
+        items of one flush (0: no cap; a group added at once is never split)."""
         self._flush = flush
-        self._items: list[Any] = []
-        self._futures: list[Any] = []
-        self._runner: Any = None
+        self._limit = limit
+        self._groups: list[tuple[list[Any], asyncio.Future[None]]] = []
+        self._runner: asyncio.Task[None] | None = None
 
-    def add_nowait(self, item: Any) -> Any:
+    def add_nowait(self, item: Any) -> asyncio.Future[None]:
         """Queue ``item`` for the next flush; return the future of that flush."""
         return self.add_many_nowait((item,))
 
-    def add_many_nowait(self, items: Iterable[Any]) -> Any:
+    def add_many_nowait(self, items: Iterable[Any]) -> asyncio.Future[None]:
         """Queue ``items`` for the next flush; return the future of that flush."""
-        import asyncio
-
         loop = asyncio.get_running_loop()
-        future = loop.create_future()
-        self._items.extend(items)
-        self._futures.append(future)
+        future: asyncio.Future[None] = loop.create_future()
+        self._groups.append((list(items), future))
         if self._runner is None:
             self._runner = loop.create_task(self._run())
         return future
@@ -162,16 +262,29 @@ class Batcher:
         """Queue ``item`` and wait for the flush that carries it."""
         await self.add_nowait(item)
 
+    @property
+    def pending(self) -> int:
+        """Groups queued and not yet flushed."""
+        return len(self._groups)
+
     async def drain(self) -> None:
         """Wait until everything queued so far is flushed."""
         if self._runner is not None:
             await asyncio_shield(self._runner)
 
+    def _take(self) -> tuple[list[Any], list[asyncio.Future[None]]]:
+        items: list[Any] = []
+        futures: list[asyncio.Future[None]] = []
+        while self._groups and not (self._limit and items and len(items) >= self._limit):
+            group, future = self._groups.pop(0)
+            items.extend(group)
+            futures.append(future)
+        return items, futures
+
     async def _run(self) -> None:
         try:
-            while self._items:
-                items, futures = self._items, self._futures
-                self._items, self._futures = [], []
+            while self._groups:
+                items, futures = self._take()
                 try:
                     await self._flush(items)
                 except Exception as exc:
@@ -190,8 +303,5 @@ class Batcher:
 
 async def asyncio_shield(task: Any) -> None:
     """Await ``task`` without cancelling it if the waiter is cancelled."""
-    import asyncio
-    import contextlib
-
     with contextlib.suppress(Exception):
         await asyncio.shield(task)

@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from flowrra import BrokerError, Flowrra, TaskStatus
-from flowrra.exceptions import ConfigError
+from flowrra import BrokerConfig, BrokerError, Config, Flowrra, TaskStatus
 from flowrra.serialization import Signer
 from flowrra.task import Task
 
@@ -128,9 +127,26 @@ async def test_redis_down_names_the_url_without_password() -> None:
     )
 
 
-def test_redis_broker_needs_redis_backend() -> None:
-    with pytest.raises(ConfigError, match="needs a Redis result backend"):
-        Flowrra.from_urls(broker="redis://127.0.0.1:6379/0")
+async def test_redis_broker_with_in_memory_results_runs_here_and_warns(
+    prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """flowrra 0.1.8 ran this setup: this process's workers, results kept in memory."""
+    app = Flowrra(
+        Config(broker=BrokerConfig(REDIS_URL, queue_key=f"{prefix}:queue"), secret_key=SECRET)
+    )
+    assert "workers in other processes cannot report results" in caplog.text
+
+    @app.task()
+    async def double(x: int) -> int:
+        return 2 * x
+
+    async with app:
+        ids = [await app.submit(double, i) for i in range(5)]
+        assert [(await app.wait_for_result(i, timeout=10)).result for i in ids] == [
+            0, 2, 4, 6, 8,
+        ]  # fmt: skip
+    assert (await app.io_executor.broker.counts())["inflight"] == 0
+    await app.io_executor.broker.close()
 
 
 async def test_tampered_message_is_never_executed(prefix: str, tmp_path: Path) -> None:

@@ -1,40 +1,52 @@
 """The Redis result backend: signed records, indexes for listing, push-based waits.
 
-Keys under ``key_prefix`` (``flowrra`` by default; ``?key_prefix=`` in the URL):
+Keys under ``key_prefix`` (``flowrra`` by default; ``?key_prefix=`` in the URL), and how
+each is bounded:
 
-- ``{p}:result:{id}``: the record, pickled and signed (HMAC-SHA256); completed records
+- ``{p}:result:{id}``: the record, pickled and signed (HMAC-SHA256 over the record and
+  its task id, so a record copied onto another id does not verify); finished records
   expire after ``ttl`` seconds when one is set (``ttl=None``, the default, keeps them);
 - ``{p}:results`` and ``{p}:status:{status}``, ``{p}:name:{task_name}``: sorted sets by
   submission time, so listing by status or task name reads an index, not the keyspace;
-- ``{p}:events``: a channel that carries every stored record. One pub/sub connection per
-  backend serves every waiter (it subscribes before a waiter reads, so no completion is
-  missed) and brings events of workers in other processes to the app's event bus.
+  ``{p}:names`` the task names that have an index;
+- ``{p}:expiry``: sorted set of ``id:name`` by the time a finished record expires; every
+  write and a periodic prune take expired ids out of the indexes, so with a ``ttl`` every
+  key of a task is gone soon after the ttl;
+- ``{p}:dead``: records that failed their signature check, set aside (at most 10,000);
+- ``{p}:events``: a channel that carries every stored record (and plain-JSON notices of
+  tasks a worker dead-lettered). One pub/sub connection per backend serves every waiter
+  (it subscribes before a waiter reads, so no completion is missed) and brings events of
+  workers in other processes to the app's event bus.
 
-Writes from concurrent tasks are grouped into one pipeline per loop turn.
+Writes from concurrent tasks are grouped into one script call per loop turn. When the
+broker lives on the same server, the same script also queues submitted tasks and
+acknowledges finished ones, so a submit is one round trip and a record and its queue
+entry are written together or not at all.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from redis.exceptions import BusyLoadingError
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-
 from flowrra.backends.base import BaseResultBackend, Waiters, await_completion, forget_waiter
-from flowrra.exceptions import BackendError, UnknownTaskIdError
+from flowrra.brokers.redis import DEAD_LETTER_CAP, LUA_NOW, LUA_QUEUE, RedisBroker
+from flowrra.exceptions import BackendError, SignatureError, TaskTimeoutError, UnknownTaskIdError
 from flowrra.redis_client import (
+    DEFAULT_RETRY_BUDGET,
     LUA_ROWS,
     Batcher,
     connect,
-    pack_batch,
+    database_of,
     redacted,
+    retrying,
+    same_server,
     split_options,
     unreachable,
 )
@@ -46,88 +58,138 @@ __all__ = ["RedisBackend"]
 logger = logging.getLogger("flowrra.redis")
 
 _STATUSES = [s.value for s in TaskStatus]
-_TRANSIENT = (RedisConnectionError, RedisTimeoutError, BusyLoadingError, OSError)
 _TERMINAL = {b"success", b"failed", b"cancelled"}
 _TERMINAL_STATUSES = frozenset({TaskStatus.SUCCESS, TaskStatus.FAILED, TaskStatus.CANCELLED})
 _RECENT = 100_000  # completions remembered by the listener, so most waits need no read
+_PRUNE = 1000  # expired ids taken out of the indexes per script call
 
-# ARGV: prefix, channel, origin, then the rows (id, status, score, name, ttl, blob, fresh)
-# as packed by pack_batch. A fresh record (just submitted) is in no index yet and is not
-# announced: its submitter announces it to its own event bus; every other write is
-# announced on the channel, in order. Indexes take the last row of each id in the batch,
-# and writes of many rows go out as a few commands of many arguments.
-# Keys are built here from the prefix: every key of a record lives under it.
-_STORE = (
-    LUA_ROWS
-    + """
-local p, channel, origin = ARGV[1], ARGV[2], ARGV[3]
+# store(p, channel, origin, rows): rows (id, status, score, name, ttl, blob, fresh). A
+# fresh record (just submitted) is in no index yet and is not announced: its submitter
+# announces it to its own event bus; every other write is announced on the channel, in
+# order. Indexes take the last row of each id in the batch; writes of many rows go out
+# as a few commands of many arguments. prune(p, limit) takes expired ids out of the
+# indexes. Keys are built here from the prefix: every key of a record lives under it.
+_LUA_RECORDS = """
 local statuses = {'pending', 'running', 'success', 'failed', 'retrying', 'cancelled'}
-local batch = rows(ARGV[4], ARGV[5])
-local last, fresh_keys, skip = {}, {}, {}
-for i, r in ipairs(batch) do
-  last[r[1]] = i
-  if r[2] == 'pending' and r[7] == 1 then fresh_keys[#fresh_keys + 1] = p .. ':result:' .. r[1] end
-end
--- a fresh record never replaces one that exists: a worker may have taken the task and
--- written its record first (the submitter queues a batch while storing it)
-local existing = 0
-for i = 1, #fresh_keys, 4000 do
-  existing = existing + redis.call('EXISTS', unpack(fresh_keys, i, math.min(i + 3999, #fresh_keys)))
-end
-if existing > 0 then
-  for _, r in ipairs(batch) do
-    if r[2] == 'pending' and r[7] == 1 and redis.call('EXISTS', p .. ':result:' .. r[1]) == 1 then
-      skip[r[1]] = true
-    end
-  end
-end
-local mset, all, by_name, by_status, moved = {}, {}, {}, {}, {}
 local function add(groups, key, a, b)
   local g = groups[key]
   if not g then g = {}; groups[key] = g end
   g[#g + 1] = a
   if b then g[#g + 1] = b end
 end
-for i, r in ipairs(batch) do
-  local id, status, score, name, ttl, blob = r[1], r[2], r[3], r[4], r[5], r[6]
-  local fresh = status == 'pending' and r[7] == 1
-  if fresh and skip[id] then
-    status = nil
-  else
-    all[#all + 1] = score; all[#all + 1] = id
+local function existing(p, batch)
+  local keys, skip = {}, {}
+  for _, r in ipairs(batch) do
+    if r[2] == 'pending' and r[7] == 1 then keys[#keys + 1] = p .. ':result:' .. r[1] end
   end
-  if status == nil then  -- skipped: the record exists already
-  elseif fresh then
-    if name ~= '' then add(by_name, name, score, id) end
-  else
-    redis.call('PUBLISH', channel, origin .. '|' .. status .. '|' .. id .. '|' .. blob)
+  local found = 0
+  for i = 1, #keys, 4000 do
+    found = found + redis.call('EXISTS', unpack(keys, i, math.min(i + 3999, #keys)))
   end
-  if status ~= nil and last[id] == i then
-    local key = p .. ':result:' .. id
-    if ttl > 0 then
-      redis.call('SET', key, blob, 'EX', ttl)
-    else
-      mset[#mset + 1] = key; mset[#mset + 1] = blob
-    end
-    add(by_status, status, score, id)
-    if not fresh then
-      for _, other in ipairs(statuses) do
-        if other ~= status then add(moved, other, id) end
+  if found > 0 then
+    for _, r in ipairs(batch) do
+      if r[2] == 'pending' and r[7] == 1 and redis.call('EXISTS', p .. ':result:' .. r[1]) == 1 then
+        skip[r[1]] = true
       end
     end
   end
+  return skip
 end
-for i = 1, #mset, 4000 do redis.call('MSET', unpack(mset, i, math.min(i + 3999, #mset))) end
-chunked('ZADD', p .. ':results', all)
-for name, g in pairs(by_name) do
-  chunked('ZADD', p .. ':name:' .. name, g)
-  redis.call('SADD', p .. ':names', name)
+local function store(p, channel, origin, batch)
+  local last = {}
+  for i, r in ipairs(batch) do last[r[1]] = i end
+  -- a fresh record never replaces one that exists: a worker may have taken the task and
+  -- written its record first (when the queue lives on another server)
+  local skip = existing(p, batch)
+  local mset, all, by_name, by_status, moved, expiry = {}, {}, {}, {}, {}, {}
+  for i, r in ipairs(batch) do
+    local id, status, score, name, ttl, blob = r[1], r[2], r[3], r[4], r[5], r[6]
+    local fresh = status == 'pending' and r[7] == 1
+    if not (fresh and skip[id]) then
+      all[#all + 1] = score; all[#all + 1] = id
+      if fresh then
+        if name ~= '' then add(by_name, name, score, id) end
+      else
+        redis.call('PUBLISH', channel, origin .. '|' .. status .. '|' .. id .. '|' .. blob)
+      end
+      if last[id] == i then
+        local key = p .. ':result:' .. id
+        if ttl > 0 then
+          redis.call('SET', key, blob, 'EX', ttl)
+          expiry[#expiry + 1] = now + ttl; expiry[#expiry + 1] = id .. ':' .. name
+        else
+          mset[#mset + 1] = key; mset[#mset + 1] = blob
+        end
+        add(by_status, status, score, id)
+        if not fresh then
+          for _, other in ipairs(statuses) do
+            if other ~= status then add(moved, other, id) end
+          end
+        end
+      end
+    end
+  end
+  for i = 1, #mset, 4000 do redis.call('MSET', unpack(mset, i, math.min(i + 3999, #mset))) end
+  chunked('ZADD', p .. ':results', all)
+  chunked('ZADD', p .. ':expiry', expiry)
+  for name, g in pairs(by_name) do
+    chunked('ZADD', p .. ':name:' .. name, g)
+    redis.call('SADD', p .. ':names', name)
+  end
+  for status, ids in pairs(moved) do chunked('ZREM', p .. ':status:' .. status, ids) end
+  for status, g in pairs(by_status) do chunked('ZADD', p .. ':status:' .. status, g) end
 end
-for status, ids in pairs(moved) do chunked('ZREM', p .. ':status:' .. status, ids) end
-for status, g in pairs(by_status) do chunked('ZADD', p .. ':status:' .. status, g) end
+local function prune(p, limit)
+  local gone = redis.call('ZRANGEBYSCORE', p .. ':expiry', '-inf', now, 'LIMIT', 0, limit)
+  if #gone == 0 then return 0 end
+  local ids, by_name = {}, {}
+  for _, m in ipairs(gone) do
+    local sep = string.find(m, ':', 1, true)
+    local id = sep and string.sub(m, 1, sep - 1) or m
+    ids[#ids + 1] = id
+    if sep and sep < #m then add(by_name, string.sub(m, sep + 1), id) end
+  end
+  chunked('ZREM', p .. ':results', ids)
+  for _, s in ipairs(statuses) do chunked('ZREM', p .. ':status:' .. s, ids) end
+  for name, g in pairs(by_name) do
+    chunked('ZREM', p .. ':name:' .. name, g)
+    if redis.call('ZCARD', p .. ':name:' .. name) == 0 then
+      redis.call('SREM', p .. ':names', name)
+    end
+  end
+  chunked('ZREM', p .. ':expiry', gone)
+  return #gone
+end
+"""
+
+# ARGV: prefix, channel, origin, queue database ('' when it is this one), this database,
+# the batch as JSON {r = record rows, q = {{queue, rows}}, a = {{queue, {priority, id}}}}
+# with blob fields as [length], and the blobs joined in that order.
+_WRITE = (
+    LUA_NOW
+    + LUA_ROWS
+    + LUA_QUEUE
+    + _LUA_RECORDS
+    + """
+local p, qdb, home = ARGV[1], ARGV[4], ARGV[5]
+local m = cjson.decode(ARGV[6])
+local pos = fill(m.r, ARGV[7], 1)
+for _, g in ipairs(m.q) do pos = fill(g[2], ARGV[7], pos) end
+if #m.r > 0 then
+  store(p, ARGV[2], ARGV[3], m.r)
+  prune(p, 100)
+end
+if #m.q + #m.a > 0 then
+  if qdb ~= '' then redis.call('SELECT', tonumber(qdb)) end
+  for _, g in ipairs(m.q) do enqueue(g[1], g[2]) end
+  for _, g in ipairs(m.a) do ack(g[1], g[2]) end
+  if qdb ~= '' then redis.call('SELECT', tonumber(home)) end
+end
 return 1
 """
 )
+
+_PRUNE_SCRIPT = LUA_NOW + LUA_ROWS + _LUA_RECORDS + "return prune(ARGV[1], tonumber(ARGV[2]))\n"
 
 
 class RedisBackend(BaseResultBackend):
@@ -136,6 +198,10 @@ class RedisBackend(BaseResultBackend):
     Usage::
 
         backend = RedisBackend("redis://localhost:6379/1?key_prefix=myapp", ttl=86_400)
+
+    Every call rides out a lost connection for up to ``retry_budget`` seconds
+    (exponential backoff), then raises :class:`~flowrra.exceptions.BackendError` naming
+    the URL with its password hidden.
     """
 
     def __init__(
@@ -146,28 +212,35 @@ class RedisBackend(BaseResultBackend):
         socket_timeout: float = 5.0,
         retry_on_timeout: bool = True,
         key_prefix: str | None = None,
+        *,
+        retry_budget: float = DEFAULT_RETRY_BUDGET,
     ) -> None:
         """Describe the backend; nothing connects before the first command."""
         url, options = split_options(url, ("key_prefix",))
         self.url = url
         self.ttl = ttl
         self.prefix = key_prefix or options.get("key_prefix") or "flowrra"
+        self.retry_budget = retry_budget
         self.signer: Signer | None = None
         self.origin = os.urandom(8).hex().encode()
         #: Called with each record stored by another process (events from elsewhere).
         self.on_record: Callable[[TaskResult], None] | None = None
         #: Called with the id of a task some process asked to cancel.
         self.on_cancel: Callable[[str], None] | None = None
+        #: Called with the id and the reason of a task a worker dead-lettered.
+        self.on_dead_letter: Callable[[str, str], None] | None = None
         self._options = {
             "max_connections": max_connections,
             "socket_timeout": socket_timeout,
             "retry_on_timeout": retry_on_timeout,
         }
         self._client: Any = None
-        self._store_script: Any = None
-        self._writes = Batcher(self.write_entries)
+        self._scripts: dict[str, Any] = {}
+        self._queue_db: str | None = None  # the linked broker's database ('' = this one)
+        self._writes = Batcher(self._write, limit=4000)
         self._waiters: Waiters = {}
         self._listener: asyncio.Task[None] | None = None
+        self._janitor: asyncio.Task[None] | None = None
         self._subscribed: asyncio.Event | None = None
         self._recent: OrderedDict[str, bytes] = OrderedDict()
         self._written: dict[str, asyncio.Future[None]] = {}
@@ -180,6 +253,10 @@ class RedisBackend(BaseResultBackend):
         """The shared asyncio client (made on first use)."""
         if self._client is None:
             self._client = connect(self.url, **self._options)
+            self._scripts = {
+                "write": self._client.register_script(_WRITE),
+                "prune": self._client.register_script(_PRUNE_SCRIPT),
+            }
         return self._client
 
     def _key(self, task_id: str) -> str:
@@ -192,8 +269,50 @@ class RedisBackend(BaseResultBackend):
 
     def _signer(self) -> Signer:
         if self.signer is None:
-            raise BackendError("The Redis backend has no secret key to sign records with")
+            raise BackendError(
+                "The Redis backend has no secret key to sign records with: set "
+                "FLOWRRA_SECRET_KEY or Config(secret_key=...)"
+            )
         return self.signer
+
+    def _error(self, what: str) -> Callable[[BaseException], BackendError]:
+        def fail(exc: BaseException) -> BackendError:
+            return BackendError(f"Redis backend {redacted(self.url)}: {what} failed: {exc}")
+
+        return fail
+
+    async def call(self, what: str, make: Callable[[], Any]) -> Any:
+        """Await ``make()`` (a Redis call), riding out outages within the retry budget;
+        a key of the wrong type is set aside once and the call made again."""
+        _ = self.client  # made here, so the scripts are registered before make() runs
+        try:
+            return await retrying(make, self.retry_budget, self._error(what))
+        except BackendError as exc:
+            if "WRONGTYPE" not in str(exc) or not await self.repair():
+                raise
+        return await retrying(make, self.retry_budget, self._error(what))
+
+    async def repair(self) -> bool:
+        """Rename each index key that holds the wrong type of value to ``{key}:corrupt``
+        (logged); True if any was."""
+        p = self.prefix
+        expected = {f"{p}:results": "zset", f"{p}:expiry": "zset", f"{p}:names": "set"}
+        expected.update({f"{p}:status:{s}": "zset" for s in _STATUSES})
+        expected[f"{p}:dead"] = "list"
+        if await self.client.type(f"{p}:names") == b"set":
+            for name in await self.client.smembers(f"{p}:names"):
+                expected[f"{p}:name:{name.decode(errors='replace')}"] = "zset"
+        repaired = False
+        for key, kind in expected.items():
+            found = (await self.client.type(key)).decode()
+            if found not in ("none", kind):
+                logger.error(
+                    "Redis key %s holds a %s, not a %s: renamed to %s:corrupt",
+                    key, found, kind, key,
+                )  # fmt: skip
+                await self.client.rename(key, f"{key}:corrupt")
+                repaired = True
+        return repaired
 
     async def ping(self) -> None:
         """Check Redis answers; raise :class:`BackendError` naming the URL if not."""
@@ -201,6 +320,19 @@ class RedisBackend(BaseResultBackend):
             await self.client.ping()
         except Exception as exc:
             raise BackendError(unreachable("result backend", self.url, exc)) from exc
+
+    # ----------------------------------------------------------- linking a queue
+    def link(self, broker: RedisBroker) -> bool:
+        """Let this backend's write script also queue and acknowledge ``broker``'s tasks
+        when both live on one server (the database may differ); True if it can."""
+        if not same_server(self.url, broker.url):
+            return False
+        theirs, mine = database_of(broker.url), database_of(self.url)
+        queue_db = "" if theirs == mine else str(theirs)
+        if self._queue_db is not None and self._queue_db != queue_db:
+            return False
+        self._queue_db = queue_db
+        return True
 
     # ----------------------------------------------------------------- writes
     async def store(self, task_id: str, result: TaskResult) -> None:
@@ -214,10 +346,14 @@ class RedisBackend(BaseResultBackend):
         else:
             self._writes.add_nowait(self._entry(result))
 
-    def store_nowait(self, task_id: str, result: TaskResult) -> None:
+    def store_nowait(
+        self, task_id: str, result: TaskResult, also: list[tuple[Any, ...]] | None = None
+    ) -> None:
         """Queue ``result`` for the next grouped write without waiting for it;
-        :meth:`written` gives the write's future, :meth:`drain` waits for all."""
-        future = self._writes.add_nowait(self._entry(result))
+        :meth:`written` gives the write's future, :meth:`drain` waits for all. Items in
+        ``also`` (e.g. an :meth:`ack_item`) go in the same script call."""
+        entry = self._entry(result)
+        future = self._writes.add_many_nowait([entry, *also] if also else [entry])
         if result.is_complete:
             self._written[task_id] = future
             future.add_done_callback(lambda _f: self._written.pop(task_id, None))
@@ -234,65 +370,128 @@ class RedisBackend(BaseResultBackend):
         """Save many records in one round trip, after every write queued before them."""
         await self._writes.add_many_nowait(self.entries(records))
 
-    def _entry(self, record: TaskResult) -> tuple[list[Any], bytes]:
+    def send(self, items: list[tuple[Any, ...]]) -> asyncio.Future[None]:
+        """Queue items made by :meth:`entries`, :meth:`queue_items` and :meth:`ack_item`
+        for the next grouped write (one script call, all or nothing); return its future."""
+        return self._writes.add_many_nowait(items)
+
+    def _entry(self, record: TaskResult) -> tuple[Any, ...]:
         """The script row for ``record`` and its blob, taken now: the executor goes on
         changing the same record object while the write waits for its batch."""
-        blob = self._signer().dumps(record, what="result")
-        submitted_at = record.submitted_at
         status = record.status
-        return [
-            record.task_id,
-            status.value,
-            submitted_at.timestamp() if submitted_at is not None else 0.0,
-            record.task_name or "",
-            self.ttl if (self.ttl and status in _TERMINAL_STATUSES) else 0,
-            [len(blob)],
-            1 if status is TaskStatus.PENDING and record.started_at is None else 0,
-        ], blob
+        fresh = status is TaskStatus.PENDING and record.started_at is None
+        blob = self._signer().dumps(
+            record, what="arguments" if fresh else "result", context=record.task_id.encode()
+        )
+        submitted_at = record.submitted_at
+        return (
+            "r",
+            [
+                record.task_id,
+                status.value,
+                submitted_at.timestamp() if submitted_at is not None else 0.0,
+                record.task_name or "",
+                self.ttl if (self.ttl and status in _TERMINAL_STATUSES) else 0,
+                [len(blob)],
+                1 if fresh else 0,
+            ],
+            blob,
+        )
 
-    def entries(self, records: list[TaskResult]) -> list[tuple[list[Any], bytes]]:
-        """The rows of ``records`` for :meth:`write_entries` (signed now)."""
+    def entries(self, records: list[TaskResult]) -> list[tuple[Any, ...]]:
+        """Write items for ``records`` (signed now)."""
         entry = self._entry
         return [entry(record) for record in records]
 
-    async def write_entries(self, entries: list[tuple[list[Any], bytes]]) -> None:
-        """Store rows made by :meth:`entries`, in one script call."""
-        meta, blobs = pack_batch([e[0] for e in entries], [e[1] for e in entries])
-        args: list[Any] = [self.prefix, self.channel, self.origin, meta, blobs]
-        if self._store_script is None:
-            self._store_script = self.client.register_script(_STORE)
-        try:
-            await self._store_script(keys=[], args=args)
-        except Exception as exc:
-            raise BackendError(
-                f"Failed to store task records in {redacted(self.url)}: {exc}"
-            ) from exc
+    @staticmethod
+    def queue_items(broker: RedisBroker, rows: list[tuple[list, bytes]]) -> list[tuple[Any, ...]]:
+        """Write items that queue ``rows`` (made by ``broker.rows``) on a linked broker."""
+        queue = broker.queue_key
+        return [("q", queue, row, blob) for row, blob in rows]
+
+    @staticmethod
+    def ack_item(broker: RedisBroker, priority: int, task_id: str) -> tuple[Any, ...]:
+        """A write item that acknowledges a finished task on a linked broker."""
+        return ("a", broker.queue_key, priority, task_id)
+
+    async def write_entries(self, items: list[tuple[Any, ...]]) -> None:
+        """Write ``items`` now, in one script call, after nothing else."""
+        await self._write(items)
+
+    async def _write(self, items: list[tuple[Any, ...]]) -> None:
+        records: list[list[Any]] = []
+        queues: dict[str, list[list[Any]]] = {}
+        acks: dict[str, list[Any]] = {}
+        record_blobs: list[bytes] = []
+        queue_blobs: dict[str, list[bytes]] = {}
+        for item in items:
+            if item[0] == "r":
+                records.append(item[1])
+                record_blobs.append(item[2])
+            elif item[0] == "q":
+                queues.setdefault(item[1], []).append(item[2])
+                queue_blobs.setdefault(item[1], []).append(item[3])
+            else:
+                acks.setdefault(item[1], []).extend((item[2], item[3]))
+        meta = json.dumps(
+            {"r": records, "q": list(queues.items()), "a": list(acks.items())},
+            separators=(",", ":"),
+        )
+        blobs = b"".join(record_blobs + [b for q in queues for b in queue_blobs[q]])
+        if (queues or acks) and self._queue_db is None:
+            raise BackendError("queue items were given to a backend not linked to the broker")
+        home = str(database_of(self.url)) if self._queue_db else ""
+        args = [self.prefix, self.channel, self.origin, self._queue_db or "", home, meta, blobs]
+        await self.call("store", lambda: self._scripts["write"](keys=[], args=args))
 
     # ------------------------------------------------------------------ reads
+    def _load(self, task_id: str, blob: bytes) -> TaskResult:
+        """Verify and load the record blob of ``task_id``."""
+        return self._signer().loads(blob, task_id.encode())
+
     async def get(self, task_id: str) -> TaskResult | None:
-        """The record of ``task_id``, or None."""
-        delay = 0.05
-        for attempt in range(10):  # a restarted server: reconnect with backoff, ~10 s
-            try:
-                blob = await self.client.get(self._key(task_id))
-                break
-            except _TRANSIENT as exc:
-                error: Exception = exc
-            except Exception as exc:
-                raise BackendError(f"Failed to read from {redacted(self.url)}: {exc}") from exc
-            if attempt == 9:
-                raise BackendError(f"Failed to read from {redacted(self.url)}: {error}") from error
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 2.0)
-        return None if blob is None else self._signer().loads(blob)
+        """The record of ``task_id``, or None.
+
+        Raises:
+            SignatureError: the record in Redis does not verify (written with another
+                secret key, or copied from another task's record); it is set aside in
+                ``{p}:dead`` and never unpickled.
+        """
+        blob = await self.call("read", lambda: self.client.get(self._key(task_id)))
+        if blob is None:
+            return None
+        try:
+            return self._load(task_id, blob)
+        except SignatureError as exc:
+            await self._set_aside(task_id, blob, exc)
+            raise SignatureError(
+                f"The record of task {task_id} in {redacted(self.url)} failed its signature "
+                f"check ({exc}): it was written with another secret key or copied from "
+                f"another task. It was set aside in {self.prefix}:dead"
+            ) from None
+
+    async def _set_aside(self, task_id: str, blob: bytes, reason: BaseException) -> None:
+        logger.error("Record of task %s failed verification (%s): set aside", task_id, reason)
+        dead = f"{self.prefix}:dead"
+        with contextlib.suppress(Exception):
+            await self.client.rpush(dead, blob)
+            await self.client.ltrim(dead, -DEAD_LETTER_CAP, -1)
 
     async def wait_for(self, task_id: str, timeout: float | None) -> TaskResult:
         """Wait for ``task_id`` to complete: subscribe first, then read, so no completion
-        is missed; woken by the completion's message, never by polling."""
+        is missed; woken by the completion's message, never by polling. ``timeout``
+        holds whatever Redis does (a paused or lost server included)."""
+        try:
+            async with asyncio.timeout(timeout):
+                return await self._wait_for(task_id)
+        except TimeoutError:
+            raise TaskTimeoutError(task_id, timeout) from None
+
+    async def _wait_for(self, task_id: str) -> TaskResult:
         await self._listen()
         seen = self._recent.get(task_id)
         if seen is not None:
-            return self._signer().loads(seen)
+            return self._load(task_id, seen)
         future: asyncio.Future[TaskResult] = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(task_id, []).append(future)
         try:
@@ -301,7 +500,7 @@ class RedisBackend(BaseResultBackend):
                 raise UnknownTaskIdError(task_id)
             if record.is_complete:
                 return record
-            return await await_completion(task_id, future, timeout)
+            return await await_completion(task_id, future, None)
         finally:
             forget_waiter(self._waiters, task_id, future)
 
@@ -309,41 +508,67 @@ class RedisBackend(BaseResultBackend):
         if self._listener is None or self._listener.done():
             self._subscribed = asyncio.Event()
             self._listener = asyncio.get_running_loop().create_task(self._listen_loop())
+        if self.ttl and (self._janitor is None or self._janitor.done()):
+            self._janitor = asyncio.get_running_loop().create_task(self._prune_loop())
         assert self._subscribed is not None
         await self._subscribed.wait()
 
     async def listen(self) -> None:
-        """Start the shared subscription (also done by the first wait)."""
+        """Start the shared subscription (also done by the first wait), and with a
+        ``ttl`` the periodic prune of expired index entries."""
         await self._listen()
 
     async def _listen_loop(self) -> None:
         delay = 0.05
+        client = connect(self.url, max_connections=2, socket_timeout=None)
+        try:
+            while True:
+                pubsub = client.pubsub()
+                try:
+                    await pubsub.subscribe(self.channel)
+                    while True:
+                        message = await pubsub.get_message(timeout=None)
+                        if message is None:
+                            continue
+                        if message["type"] == "subscribe":
+                            delay = 0.05
+                            self._on_subscribed()
+                        elif message["type"] == "message":
+                            self._on_message(message["data"])
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    logger.warning(
+                        "Lost the Redis subscription at %s (%s); reconnecting in %.2fs",
+                        redacted(self.url), exc, delay,
+                    )  # fmt: skip
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 2.0)
+                finally:
+                    with contextlib.suppress(Exception):
+                        await pubsub.aclose()
+        finally:
+            with contextlib.suppress(Exception):
+                await client.aclose()
+
+    async def _prune_loop(self) -> None:
+        assert self.ttl
         while True:
-            pubsub = self.client.pubsub()
+            await asyncio.sleep(min(float(self.ttl), 30.0))
             try:
-                await pubsub.subscribe(self.channel)
-                while True:
-                    message = await pubsub.get_message(timeout=None)
-                    if message is None:
-                        continue
-                    if message["type"] == "subscribe":
-                        delay = 0.05
-                        self._on_subscribed()
-                    elif message["type"] == "message":
-                        self._on_message(message["data"])
-            except asyncio.CancelledError:
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()
-                raise
+                await self.prune()
             except Exception as exc:
-                logger.warning(
-                    "Lost the Redis subscription at %s (%s); reconnecting in %.2fs",
-                    redacted(self.url), exc, delay,
-                )  # fmt: skip
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
+                logger.warning("Could not prune expired records' index entries: %s", exc)
+
+    async def prune(self) -> int:
+        """Take the ids of expired records out of the indexes now; return how many."""
+        total = 0
+        args = [self.prefix, _PRUNE]
+        while True:
+            done = int(await self.call("prune", lambda: self._scripts["prune"](keys=[], args=args)))
+            total += done
+            if done < _PRUNE:
+                return total
 
     def _on_subscribed(self) -> None:
         assert self._subscribed is not None
@@ -362,14 +587,38 @@ class RedisBackend(BaseResultBackend):
     def _on_message(self, data: bytes) -> None:
         try:
             origin, status, task_id_b, blob = data.split(b"|", 3)
+            task_id = task_id_b.decode()
         except ValueError:
             logger.error("Ignored a malformed message on %s", self.channel)
             return
-        task_id = task_id_b.decode()
         if status == b"cancel":
-            if self.on_cancel is not None and self._signer().verify(blob) == task_id_b:
-                self.on_cancel(task_id)
+            self._on_cancel_message(task_id, blob)
+        elif status == b"deadletter":
+            self._on_dead_letter_message(task_id, blob)
+        else:
+            self._on_record_message(origin, status, task_id, blob)
+
+    def _on_cancel_message(self, task_id: str, blob: bytes) -> None:
+        try:
+            ok = self._signer().verify(blob, b"cancel") == task_id.encode()
+        except SignatureError:
+            ok = False
+        if not ok:
+            logger.error("Ignored a cancel request for %s that failed verification", task_id)
+        elif self.on_cancel is not None:
+            self.on_cancel(task_id)
+
+    def _on_dead_letter_message(self, task_id: str, blob: bytes) -> None:
+        if self.on_dead_letter is None:
             return
+        try:
+            reason = str(json.loads(blob)["reason"])
+        except (ValueError, KeyError, TypeError):
+            logger.error("Ignored a malformed dead-letter notice on %s", self.channel)
+            return
+        self.on_dead_letter(task_id, reason)
+
+    def _on_record_message(self, origin: bytes, status: bytes, task_id: str, blob: bytes) -> None:
         if status in _TERMINAL:  # kept as bytes: verified and loaded only if asked for
             self._recent[task_id] = blob
             if len(self._recent) > _RECENT:
@@ -379,8 +628,9 @@ class RedisBackend(BaseResultBackend):
         if not (wanted or remote):
             return
         try:
-            record = self._signer().loads(blob)
+            record = self._load(task_id, blob)
         except Exception as exc:
+            self._recent.pop(task_id, None)
             logger.error("Ignored a message on %s that failed verification: %s", self.channel, exc)
             return
         if wanted:
@@ -396,8 +646,15 @@ class RedisBackend(BaseResultBackend):
     async def request_cancel(self, task_id: str) -> None:
         """Ask every process to stop ``task_id`` if it runs it (a signed message)."""
         data = task_id.encode()
-        header = b"|".join((self.origin, b"cancel", data))
-        await self.client.publish(self.channel, header + b"|" + self._signer().sign(data))
+        message = b"|".join((self.origin, b"cancel", data, self._signer().sign(data, b"cancel")))
+        await self.call("cancel", lambda: self.client.publish(self.channel, message))
+
+    async def announce_dead_letter(self, task_id: str, reason: str) -> None:
+        """Tell the processes that listen (the submitter among them) that a worker set
+        ``task_id`` aside: plain JSON, so it reaches a submitter whose secret differs."""
+        body = json.dumps({"reason": reason}).encode()
+        message = b"|".join((self.origin, b"deadletter", task_id.encode(), body))
+        await self.call("dead-letter notice", lambda: self.client.publish(self.channel, message))
 
     # ---------------------------------------------------------------- listing
     async def list_results(
@@ -407,8 +664,29 @@ class RedisBackend(BaseResultBackend):
         limit: int | None = None,
         offset: int = 0,
     ) -> list[TaskResult]:
-        """Records newest submitted first, read through the status and name indexes."""
-        stop = -1 if limit is None else offset + limit - 1
+        """Records newest submitted first, read through the status and name indexes. A
+        record that fails verification is skipped (logged and set aside)."""
+        ids = await self.call("list", lambda: self._list_ids(status, task_name, limit, offset))
+        if not ids:
+            return []
+        keys = [self._key(i.decode()) for i in ids]
+        blobs = await self.call("list", lambda: self.client.mget(keys))
+        records, expired = [], []
+        for task_id, blob in zip(ids, blobs, strict=True):
+            if blob is None:
+                expired.append(task_id)
+                continue
+            try:
+                records.append(self._load(task_id.decode(), blob))
+            except SignatureError as exc:
+                await self._set_aside(task_id.decode(), blob, exc)
+        if expired:
+            await self._forget(expired)
+        return records
+
+    async def _list_ids(
+        self, status: TaskStatus | None, task_name: str | None, limit: int | None, offset: int
+    ) -> list[bytes]:
         client = self.client
         if status is not None and task_name is not None:
             pairs = await client.zinter(
@@ -416,65 +694,58 @@ class RedisBackend(BaseResultBackend):
                 withscores=True,
             )
             ids = [m for m, _ in sorted(pairs, key=lambda p: p[1], reverse=True)]
-            ids = ids[offset : None if limit is None else offset + limit]
-        else:
-            index = (
-                f"{self.prefix}:status:{status.value}"
-                if status is not None
-                else f"{self.prefix}:name:{task_name}"
-                if task_name is not None
-                else f"{self.prefix}:results"
-            )
-            ids = await client.zrevrange(index, offset, stop)
-        if not ids:
-            return []
-        blobs = await client.mget([self._key(i.decode()) for i in ids])
-        records, expired = [], []
-        for task_id, blob in zip(ids, blobs, strict=True):
-            if blob is None:
-                expired.append(task_id)
-            else:
-                records.append(self._signer().loads(blob))
-        if expired:
-            await self._forget(expired)
-        return records
+            return ids[offset : None if limit is None else offset + limit]
+        index = (
+            f"{self.prefix}:status:{status.value}"
+            if status is not None
+            else f"{self.prefix}:name:{task_name}"
+            if task_name is not None
+            else f"{self.prefix}:results"
+        )
+        stop = -1 if limit is None else offset + limit - 1
+        return await client.zrevrange(index, offset, stop)
 
     async def _forget(self, ids: list[bytes]) -> None:
-        pipe = self.client.pipeline(transaction=False)
-        pipe.zrem(f"{self.prefix}:results", *ids)
-        for status in _STATUSES:
-            pipe.zrem(f"{self.prefix}:status:{status}", *ids)
-        await pipe.execute()
+        async def remove() -> None:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.zrem(f"{self.prefix}:results", *ids)
+            for status in _STATUSES:
+                pipe.zrem(f"{self.prefix}:status:{status}", *ids)
+            await pipe.execute()
+
+        await self.call("forget", remove)
 
     async def delete(self, task_id: str) -> bool:
         """Delete the record of ``task_id``; True if there was one."""
-        removed = await self.client.delete(self._key(task_id))
+        removed = await self.call("delete", lambda: self.client.delete(self._key(task_id)))
         await self._forget([task_id.encode()])
         return bool(removed)
 
     async def clear(self) -> int:
         """Delete every record under this prefix (read from the index, no SCAN)."""
-        ids = await self.client.zrange(f"{self.prefix}:results", 0, -1)
-        names = [
-            f"{self.prefix}:name:{n.decode()}"
-            for n in await self.client.smembers(f"{self.prefix}:names")
-        ]
-        pipe = self.client.pipeline(transaction=False)
-        for chunk in range(0, len(ids), 1000):
-            pipe.delete(*[self._key(i.decode()) for i in ids[chunk : chunk + 1000]])
-        pipe.delete(f"{self.prefix}:results", *[f"{self.prefix}:status:{s}" for s in _STATUSES])
-        pipe.delete(f"{self.prefix}:names", *names)
-        await pipe.execute()
+        ids = await self.call("clear", lambda: self.client.zrange(f"{self.prefix}:results", 0, -1))
+        names = await self.call("clear", lambda: self.client.smembers(f"{self.prefix}:names"))
+        p = self.prefix
+
+        async def remove() -> None:
+            pipe = self.client.pipeline(transaction=False)
+            for chunk in range(0, len(ids), 1000):
+                pipe.delete(*[self._key(i.decode()) for i in ids[chunk : chunk + 1000]])
+            pipe.delete(f"{p}:results", f"{p}:expiry", *[f"{p}:status:{s}" for s in _STATUSES])
+            pipe.delete(f"{p}:names", *[f"{p}:name:{n.decode()}" for n in names])
+            await pipe.execute()
+
+        await self.call("clear", remove)
         return len(ids)
 
     async def close(self) -> None:
         """Stop listening and close the connections."""
-        if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(BaseException):
-                await self._listener
-            self._listener = None
+        for job in (self._listener, self._janitor):
+            if job is not None:
+                job.cancel()
+                with contextlib.suppress(BaseException):
+                    await job
+        self._listener = self._janitor = None
         if self._client is not None:
             await self._client.aclose()
             self._client = None
-            self._store_script = None

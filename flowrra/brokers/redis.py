@@ -1,144 +1,209 @@
 """The Redis broker: at-least-once queues in priority order, with leases.
 
-Keys, under ``queue_key`` (``flowrra:queue:io`` by default; ``:cpu`` for CPU tasks):
+Keys, under ``queue_key`` (``flowrra:queue:io`` by default; ``:cpu`` for CPU tasks), and
+how each is bounded:
 
 - ``{q}`` sorted set of waiting task ids, score ``priority * 2**40 + arrival``: lower
-  priority first, first-in first-out within a priority;
-- ``{q}:payloads`` hash id -> signed task payload (HMAC-SHA256, checked before unpickling);
+  priority first, first-in first-out within a priority; a task leaves it when taken;
+- ``{q}:payloads`` hash id -> signed task payload (HMAC-SHA256 over the payload and the
+  task id, checked before unpickling); removed when the task is acknowledged;
 - ``{q}:inflight`` sorted set of ``priority:id`` taken by a worker, score = lease deadline.
-  A worker renews its leases while tasks run and removes a task only after its result is
-  stored; a lease that lapses (the worker died) puts the task back at the front;
+  A worker renews its leases from a thread of its own (a task that blocks the event loop
+  does not stop it) and removes a task only after its result is stored; a lease that
+  lapses (the worker died) puts the task back at the front and counts a delivery;
+- ``{q}:deliveries`` hash id -> leases lapsed; a task whose leases lapsed
+  ``max_deliveries`` times ends FAILED instead of running again; removed on acknowledge;
 - ``{q}:delayed`` sorted set of ``priority:id`` by due time (countdown, eta, retries);
-- ``{q}:wakeup`` list that blocked workers wait on (``BLPOP``): no polling;
-- ``{q}:dead`` list of payloads that failed their signature check or could not be read;
-- ``{q}:functions`` hash digest -> signed function, for functions shipped by value.
+- ``{q}:wakeup`` a pub/sub channel (no key): workers wait on it, so no polling and no
+  blocking command per task;
+- ``{q}:dead`` list of payloads and members that could not be trusted or read (at most
+  :data:`DEAD_LETTER_CAP`, the newest kept);
+- ``{q}:functions`` hash digest -> signed function, for functions shipped by value: one
+  entry per distinct function definition;
+- ``{q}:seq`` the arrival counter.
 
-Every step that moves a task is one Lua script, so a task is never in two places.
+Every step that moves a task is one Lua script, so a task is never in two places. A
+member that does not parse, or a key of the wrong type, is set aside (dead-lettered or
+renamed to ``{key}:corrupt``) with a log line; it never stops a worker.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from flowrra.brokers.base import BaseBroker
 from flowrra.exceptions import BrokerError, SignatureError
-from flowrra.redis_client import LUA_ROWS, connect, pack_batch, redacted, unreachable
-from flowrra.serialization import Signer
+from flowrra.redis_client import (
+    DEFAULT_RETRY_BUDGET,
+    LUA_ROWS,
+    connect,
+    pack_batch,
+    redacted,
+    retrying,
+    unreachable,
+)
+from flowrra.serialization import Signer, digest_of
 from flowrra.task import Task
 
-__all__ = ["DEFAULT_LEASE", "RedisBroker", "TakenTask"]
+__all__ = [
+    "DEAD_LETTER_CAP",
+    "DEFAULT_LEASE",
+    "DEFAULT_MAX_DELIVERIES",
+    "LUA_QUEUE",
+    "RedisBroker",
+    "Taken",
+    "TakenTask",
+]
 
 logger = logging.getLogger("flowrra.redis")
 
 #: Seconds a taken task stays leased without a heartbeat before it is queued again.
 DEFAULT_LEASE = 30.0
-_SLOT = 1 << 40
+#: Deliveries (the first plus one per lapsed lease) after which a task ends FAILED.
+DEFAULT_MAX_DELIVERIES = 5
+#: Entries the dead-letter list keeps at most.
+DEAD_LETTER_CAP = 10_000
 _MAX_PRIORITY = 2000
 
-_LUA_NOW = "local t = redis.call('TIME') local now = tonumber(t[1]) + tonumber(t[2]) / 1e6\n"
+LUA_NOW = "local t = redis.call('TIME') local now = tonumber(t[1]) + tonumber(t[2]) / 1e6\n"
 
-# KEYS: queue, payloads, seq, wakeup, delayed; ARGV: rows (id, priority, due, blob) as
-# packed by pack_batch. One INCRBY numbers the batch; payloads and queue entries go in
-# as a few commands of many arguments.
-_ENQUEUE = (
-    _LUA_NOW
-    + LUA_ROWS
-    + """
-local batch = rows(ARGV[1], ARGV[2])
-local n = #batch
-local s = redis.call('INCRBY', KEYS[3], n) - n
-local payloads, ready, delayed = {}, {}, {}
-for _, r in ipairs(batch) do
-  local id, pr, due = r[1], r[2], r[3]
-  payloads[#payloads + 1] = id; payloads[#payloads + 1] = r[4]
-  if due > now then
-    delayed[#delayed + 1] = due; delayed[#delayed + 1] = pr .. ':' .. id
-  else
-    s = s + 1
-    ready[#ready + 1] = pr * 1099511627776 + s; ready[#ready + 1] = id
+#: Lua functions over one queue ``q`` (its keys are ``q`` plus suffixes), shared with
+#: the result backend's write script, which queues tasks and acknowledges them in the
+#: same script as it stores their records when both live on one server.
+#: ``enqueue(q, rows)``: rows ``{id, priority, due, blob}``; one INCRBY numbers the batch;
+#: one PUBLISH wakes the workers. ``ack(q, pairs)``: ``{priority, id, ...}`` of finished
+#: tasks. Needs ``now`` and ``chunked`` (see :data:`~flowrra.redis_client.LUA_ROWS`).
+LUA_QUEUE = """
+local SLOT = 1099511627776
+local function enqueue(q, batch)
+  local n = #batch
+  if n == 0 then return 0 end
+  local s = redis.call('INCRBY', q .. ':seq', n) - n
+  local payloads, ready, delayed = {}, {}, {}
+  for _, r in ipairs(batch) do
+    local id, pr, due = r[1], r[2], r[3]
+    payloads[#payloads + 1] = id; payloads[#payloads + 1] = r[4]
+    if due > now then
+      delayed[#delayed + 1] = due; delayed[#delayed + 1] = pr .. ':' .. id
+    else
+      s = s + 1
+      ready[#ready + 1] = pr * SLOT + s; ready[#ready + 1] = id
+    end
   end
+  chunked('HSET', q .. ':payloads', payloads)
+  chunked('ZADD', q, ready)
+  chunked('ZADD', q .. ':delayed', delayed)
+  redis.call('PUBLISH', q .. ':wakeup', n)
+  return n
 end
-chunked('HSET', KEYS[2], payloads)
-chunked('ZADD', KEYS[1], ready)
-chunked('ZADD', KEYS[5], delayed)
-local wake = {}
-for j = 1, math.min(n, 64) do wake[j] = 1 end
-if n > 0 then redis.call('LPUSH', KEYS[4], unpack(wake)) end
-redis.call('LTRIM', KEYS[4], 0, 255)
-return n
+local function ack(q, pairs)
+  local members, ids = {}, {}
+  for i = 1, #pairs, 2 do
+    members[#members + 1] = pairs[i] .. ':' .. pairs[i + 1]
+    ids[#ids + 1] = pairs[i + 1]
+  end
+  chunked('ZREM', q .. ':inflight', members)
+  chunked('HDEL', q .. ':payloads', ids)
+  chunked('HDEL', q .. ':deliveries', ids)
+end
 """
-)
 
+_ENQUEUE = LUA_NOW + LUA_ROWS + LUA_QUEUE + "return enqueue(ARGV[1], rows(ARGV[2], ARGV[3]))\n"
+
+_ACK = LUA_NOW + LUA_ROWS + LUA_QUEUE + "ack(ARGV[1], cjson.decode(ARGV[2])) return 1\n"
+
+# ARGV: q, lease, count, max_deliveries, dead-letter cap. Returns
+# {taken (id, priority, blob, poisoned) x n, missing ids, malformed members,
+#  next delayed due, next lease deadline, now}.
 _TAKE = (
-    _LUA_NOW
+    LUA_NOW
     + """
-local lease = tonumber(ARGV[1])
+local q, lease, count, maxd, cap = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]),
+  tonumber(ARGV[4]), tonumber(ARGV[5])
+local SLOT = 1099511627776
+local INF, DEL, PAY, DEAD, DLV = q .. ':inflight', q .. ':delayed', q .. ':payloads',
+  q .. ':dead', q .. ':deliveries'
+local bad = {}
 local function split(m)
   local sep = string.find(m, ':', 1, true)
-  return tonumber(string.sub(m, 1, sep - 1)), string.sub(m, sep + 1)
+  if not sep then return nil end
+  local pr, id = tonumber(string.sub(m, 1, sep - 1)), string.sub(m, sep + 1)
+  if not pr or pr ~= math.floor(pr) or math.abs(pr) > 2000 or id == '' then return nil end
+  return pr, id
 end
-for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, 1000)) do
+local function reject(key, m)
+  redis.call('ZREM', key, m)
+  redis.call('RPUSH', DEAD, 'malformed member of ' .. key .. ': ' .. m)
+  redis.call('LTRIM', DEAD, -cap, -1)
+  bad[#bad + 1] = key .. ' ' .. m
+end
+for _, m in ipairs(redis.call('ZRANGEBYSCORE', DEL, '-inf', now, 'LIMIT', 0, 1000)) do
   local pr, id = split(m)
-  redis.call('ZREM', KEYS[3], m)
-  redis.call('ZADD', KEYS[1], pr * 1099511627776 + redis.call('INCR', KEYS[5]), id)
-end
-for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 1000)) do
-  local pr, id = split(m)
-  redis.call('ZREM', KEYS[2], m)
-  redis.call('ZADD', KEYS[1], pr * 1099511627776, id)
-end
-local out = {}
-local popped = redis.call('ZPOPMIN', KEYS[1], tonumber(ARGV[2]))
-for i = 1, #popped, 2 do
-  local id = popped[i]
-  local pr = math.floor(tonumber(popped[i + 1]) / 1099511627776)
-  local blob = redis.call('HGET', KEYS[4], id)
-  if blob then
-    redis.call('ZADD', KEYS[2], now + lease, pr .. ':' .. id)
-    table.insert(out, id)
-    table.insert(out, blob)
+  if pr then
+    redis.call('ZREM', DEL, m)
+    redis.call('ZADD', q, pr * SLOT + redis.call('INCR', q .. ':seq'), id)
+  else
+    reject(DEL, m)
   end
 end
-local d = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
-local f = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
-return {out, d[2] or '', f[2] or '', tostring(now)}
+for _, m in ipairs(redis.call('ZRANGEBYSCORE', INF, '-inf', now, 'LIMIT', 0, 1000)) do
+  local pr, id = split(m)
+  if pr then
+    redis.call('ZREM', INF, m)
+    redis.call('HINCRBY', DLV, id, 1)
+    redis.call('ZADD', q, pr * SLOT, id)
+  else
+    reject(INF, m)
+  end
+end
+local out, missing = {}, {}
+local popped = redis.call('ZPOPMIN', q, count)
+for i = 1, #popped, 2 do
+  local id = popped[i]
+  local pr = math.floor(tonumber(popped[i + 1]) / SLOT)
+  local blob = redis.call('HGET', PAY, id)
+  if blob then
+    redis.call('ZADD', INF, now + lease, pr .. ':' .. id)
+    local lapsed = tonumber(redis.call('HGET', DLV, id) or '0') or 0
+    out[#out + 1] = id; out[#out + 1] = pr; out[#out + 1] = blob
+    out[#out + 1] = (lapsed >= maxd) and (lapsed + 1) or 0
+  else
+    missing[#missing + 1] = id
+  end
+end
+local d = redis.call('ZRANGE', DEL, 0, 0, 'WITHSCORES')
+local f = redis.call('ZRANGE', INF, 0, 0, 'WITHSCORES')
+return {out, missing, bad, d[2] or '', f[2] or '', tostring(now)}
 """
 )
 
-_ACK = """
-for i = 1, #ARGV, 2 do
-  redis.call('ZREM', KEYS[1], ARGV[i] .. ':' .. ARGV[i + 1])
-  redis.call('HDEL', KEYS[2], ARGV[i + 1])
-end
-return 1
-"""
-
 _RETRY = """
-redis.call('ZREM', KEYS[1], ARGV[1] .. ':' .. ARGV[2])
-redis.call('HSET', KEYS[2], ARGV[2], ARGV[4])
-redis.call('ZADD', KEYS[3], tonumber(ARGV[3]), ARGV[1] .. ':' .. ARGV[2])
-redis.call('LPUSH', KEYS[4], 1)
-redis.call('LTRIM', KEYS[4], 0, 255)
+local q = ARGV[1]
+redis.call('ZREM', q .. ':inflight', ARGV[2] .. ':' .. ARGV[3])
+redis.call('HSET', q .. ':payloads', ARGV[3], ARGV[5])
+redis.call('ZADD', q .. ':delayed', tonumber(ARGV[4]), ARGV[2] .. ':' .. ARGV[3])
+redis.call('PUBLISH', q .. ':wakeup', 1)
 return 1
 """
 
 _NACK = """
-for i = 1, #ARGV, 2 do
-  if redis.call('ZREM', KEYS[1], ARGV[i] .. ':' .. ARGV[i + 1]) == 1 then
-    redis.call('ZADD', KEYS[2], tonumber(ARGV[i]) * 1099511627776, ARGV[i + 1])
-    redis.call('LPUSH', KEYS[3], 1)
+local q = ARGV[1]
+for i = 2, #ARGV, 2 do
+  if redis.call('ZREM', q .. ':inflight', ARGV[i] .. ':' .. ARGV[i + 1]) == 1 then
+    redis.call('ZADD', q, tonumber(ARGV[i]) * 1099511627776, ARGV[i + 1])
   end
 end
-redis.call('LTRIM', KEYS[3], 0, 255)
+redis.call('PUBLISH', q .. ':wakeup', 1)
 return 1
 """
 
 _HEARTBEAT = (
-    _LUA_NOW
+    LUA_NOW
     + """
 for i = 2, #ARGV do redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[1]), ARGV[i]) end
 return 1
@@ -146,20 +211,66 @@ return 1
 )
 
 _REMOVE = """
-local a = redis.call('ZREM', KEYS[1], ARGV[2])
-local b = redis.call('ZREM', KEYS[2], ARGV[1] .. ':' .. ARGV[2])
-if a + b > 0 then redis.call('HDEL', KEYS[3], ARGV[2]) end
+local q = ARGV[1]
+local a = redis.call('ZREM', q, ARGV[3])
+local b = redis.call('ZREM', q .. ':delayed', ARGV[2] .. ':' .. ARGV[3])
+if a + b > 0 then
+  redis.call('HDEL', q .. ':payloads', ARGV[3])
+  redis.call('HDEL', q .. ':deliveries', ARGV[3])
+end
 return a + b
 """
+
+_SCRIPTS = {
+    "enqueue": _ENQUEUE,
+    "take": _TAKE,
+    "ack": _ACK,
+    "retry": _RETRY,
+    "nack": _NACK,
+    "remove": _REMOVE,
+}
+
+#: The type each key of a queue must have (suffix -> Redis type).
+_KEY_TYPES = {
+    "": "zset",
+    ":payloads": "hash",
+    ":inflight": "zset",
+    ":delayed": "zset",
+    ":deliveries": "hash",
+    ":dead": "list",
+    ":functions": "hash",
+    ":seq": "string",
+}
 
 
 @dataclass(slots=True)
 class TakenTask:
-    """A task taken from Redis under a lease, with what its payload carried."""
+    """A task taken from Redis under a lease, with what its payload carried.
+
+    ``deliveries`` is non-zero for a task whose leases lapsed ``max_deliveries`` times
+    (its workers died or lost it each time): it must not run again.
+    """
 
     task: Task
     submitted_at: Any
     function: str | None
+    deliveries: int = 0
+
+
+@dataclass(slots=True)
+class Taken:
+    """What one :meth:`RedisBroker.take` found.
+
+    ``tasks`` were leased; ``wake`` is the seconds until something else is due (a delayed
+    task or a lease deadline; None if nothing is); ``missing`` the ids queued without a
+    payload (skipped); ``dead`` the ``(id, reason)`` of payloads set aside because they
+    failed their signature check or could not be read.
+    """
+
+    tasks: list[TakenTask] = field(default_factory=list)
+    wake: float | None = None
+    missing: list[str] = field(default_factory=list)
+    dead: list[tuple[str, str]] = field(default_factory=list)
 
 
 class RedisBroker(BaseBroker):
@@ -169,6 +280,10 @@ class RedisBroker(BaseBroker):
 
         broker = RedisBroker("redis://localhost:6379/0", queue_key="myapp:queue:io")
         broker.signer = Signer(secret)
+
+    Every call rides out a lost connection for up to ``retry_budget`` seconds
+    (exponential backoff), then raises :class:`~flowrra.exceptions.BrokerError` naming
+    the URL with its password hidden.
     """
 
     def __init__(
@@ -178,14 +293,19 @@ class RedisBroker(BaseBroker):
         socket_timeout: float = 5.0,
         retry_on_timeout: bool = True,
         queue_key: str = "flowrra:queue",
-        **kwargs: Any,
+        *,
+        retry_budget: float = DEFAULT_RETRY_BUDGET,
+        max_deliveries: int = DEFAULT_MAX_DELIVERIES,
+        **unknown: Any,
     ) -> None:
         """Describe the broker; nothing connects before the first command."""
-        if kwargs:
-            raise BrokerError(f"Unknown RedisBroker option(s): {', '.join(sorted(kwargs))}")
+        if unknown:
+            raise BrokerError(f"Unknown RedisBroker option(s): {', '.join(sorted(unknown))}")
         self.url = url
         self.queue_key = queue_key
         self.lease = DEFAULT_LEASE
+        self.retry_budget = retry_budget
+        self.max_deliveries = max_deliveries
         self.signer: Signer | None = None
         self._options = {
             "max_connections": max_connections,
@@ -193,20 +313,14 @@ class RedisBroker(BaseBroker):
             "retry_on_timeout": retry_on_timeout,
         }
         self._client: Any = None
-        self._blocking: Any = None
+        self._sync_client: Any = None
         self._scripts: dict[str, Any] = {}
         q = queue_key
-        self.keys = {
-            "queue": q,
-            "payloads": f"{q}:payloads",
-            "inflight": f"{q}:inflight",
-            "delayed": f"{q}:delayed",
-            "wakeup": f"{q}:wakeup",
-            "dead": f"{q}:dead",
-            "seq": f"{q}:seq",
-            "functions": f"{q}:functions",
-        }
-        self._next_due: float | None = None
+        self.keys = {"queue": q, **{s[1:]: q + s for s in _KEY_TYPES if s}}
+        self.channel = f"{q}:wakeup"
+        self._woken = asyncio.Event()
+        self._listener: asyncio.Task[None] | None = None
+        self._subscribed: asyncio.Event | None = None
 
     def __repr__(self) -> str:
         return f"RedisBroker({redacted(self.url)!r}, queue_key={self.queue_key!r})"
@@ -215,20 +329,9 @@ class RedisBroker(BaseBroker):
     @property
     def client(self) -> Any:
         """The shared asyncio client (made on first use)."""
-        return self._connect()
-
-    def _connect(self) -> Any:
         if self._client is None:
             self._client = connect(self.url, **self._options)
-            for name, source in (
-                ("enqueue", _ENQUEUE),
-                ("take", _TAKE),
-                ("ack", _ACK),
-                ("retry", _RETRY),
-                ("nack", _NACK),
-                ("heartbeat", _HEARTBEAT),
-                ("remove", _REMOVE),
-            ):
+            for name, source in _SCRIPTS.items():
                 self._scripts[name] = self._client.register_script(source)
         return self._client
 
@@ -241,22 +344,59 @@ class RedisBroker(BaseBroker):
 
     def _signer(self) -> Signer:
         if self.signer is None:
-            raise BrokerError("The Redis broker has no secret key to sign payloads with")
+            raise BrokerError(
+                "The Redis broker has no secret key to sign payloads with: set "
+                "FLOWRRA_SECRET_KEY or Config(secret_key=...)"
+            )
         return self.signer
 
-    async def _run(self, name: str, keys: list[str], args: list[Any]) -> Any:
-        self._connect()
+    def _error(self, what: str) -> Any:
+        def fail(exc: BaseException) -> BrokerError:
+            return BrokerError(f"Redis broker {redacted(self.url)}: {what} failed: {exc}")
+
+        return fail
+
+    async def call(self, what: str, make: Any) -> Any:
+        """Await ``make()`` (a Redis call), riding out outages within the retry budget;
+        a key of the wrong type is set aside once and the call made again."""
+        _ = self.client  # made here, so the scripts are registered before make() runs
         try:
-            return await self._scripts[name](keys=keys, args=args)
-        except (BrokerError, asyncio.CancelledError):
-            raise
-        except Exception as exc:
-            raise BrokerError(f"Redis broker {redacted(self.url)}: {name} failed: {exc}") from exc
+            return await retrying(make, self.retry_budget, self._error(what))
+        except BrokerError as exc:
+            if "WRONGTYPE" not in str(exc) or not await self.repair():
+                raise
+        return await retrying(make, self.retry_budget, self._error(what))
+
+    async def _run(self, name: str, args: list[Any]) -> Any:
+        return await self.call(name, lambda: self._scripts[name](keys=[], args=args))
+
+    async def repair(self) -> bool:
+        """Rename each of this queue's keys that holds the wrong type of value to
+        ``{key}:corrupt`` (logged); True if any was."""
+        keys = [self.queue_key + suffix for suffix in _KEY_TYPES]
+        found = await self.client.eval(
+            "local t = {} for i, k in ipairs(KEYS) do t[i] = redis.call('TYPE', k).ok end return t",
+            len(keys),
+            *keys,
+        )
+        repaired = False
+        for key, kind, expected in zip(keys, found, _KEY_TYPES.values(), strict=True):
+            kind = kind.decode() if isinstance(kind, bytes) else str(kind)
+            if kind not in ("none", expected):
+                logger.error(
+                    "Redis key %s holds a %s, not a %s: renamed to %s:corrupt",
+                    key, kind, expected, key,
+                )  # fmt: skip
+                await self.client.rename(key, f"{key}:corrupt")
+                repaired = True
+        return repaired
 
     # --------------------------------------------------------------- enqueue
     def encode(self, task: Task, submitted_at: Any, function: str | None) -> bytes:
-        """The signed payload of ``task``."""
-        return self._signer().dumps((task, submitted_at, function), what="arguments")
+        """The signed payload of ``task`` (bound to its id)."""
+        return self._signer().dumps(
+            (task, submitted_at, function), what="arguments", context=task.id.encode()
+        )
 
     def rows(self, items: list[tuple[Task, Any, str | None, float]]) -> list[tuple[list, bytes]]:
         """Script rows for ``(task, submitted_at, function_digest, due_timestamp)`` items
@@ -276,11 +416,8 @@ class RedisBroker(BaseBroker):
 
     async def push_rows(self, rows: list[tuple[list, bytes]]) -> None:
         """Queue rows made by :meth:`rows`, in order, in one script call."""
-        k = self.keys
-        keys = [k["queue"], k["payloads"], k["seq"], k["wakeup"], k["delayed"]]
-        await self._run(
-            "enqueue", keys, list(pack_batch([r[0] for r in rows], [r[1] for r in rows]))
-        )
+        meta, blobs = pack_batch([r[0] for r in rows], [r[1] for r in rows])
+        await self._run("enqueue", [self.queue_key, meta, blobs])
 
     async def push_many(self, items: list[tuple[Task, Any, str | None, float]]) -> None:
         """Queue ``(task, submitted_at, function_digest, due_timestamp)`` items; due 0 means
@@ -293,139 +430,225 @@ class RedisBroker(BaseBroker):
         await self.push_many([(task, None, None, 0.0)])
 
     # ------------------------------------------------------------------ take
-    async def take(self, count: int) -> tuple[list[TakenTask], float | None]:
-        """Lease up to ``count`` tasks; also returns seconds until something else is due
-        (a delayed task or a lease deadline), or None if nothing is."""
-        k = self.keys
-        keys = [k["queue"], k["inflight"], k["delayed"], k["payloads"], k["seq"]]
-        out, next_delayed, next_lease, now = await self._run("take", keys, [self.lease, count])
-        taken: list[TakenTask] = []
-        for i in range(0, len(out), 2):
-            item = await self._decode(out[i].decode(), out[i + 1])
+    async def take(self, count: int) -> Taken:
+        """Lease up to ``count`` tasks (see :class:`Taken`). A wake-up published from now
+        on ends the next :meth:`wait` at once."""
+        self._woken.clear()
+        args = [self.queue_key, self.lease, count, self.max_deliveries, DEAD_LETTER_CAP]
+        out, missing, bad, next_delayed, next_lease, now = await self._run("take", args)
+        for member in bad:
+            logger.error("Dead-lettered a malformed entry of %s", member.decode(errors="replace"))
+        result = Taken()
+        for task_id in missing:
+            logger.error(
+                "Task %s was queued in %s without a payload: skipped",
+                task_id.decode(errors="replace"), self.queue_key,
+            )  # fmt: skip
+            result.missing.append(task_id.decode(errors="replace"))
+        for i in range(0, len(out), 4):
+            task_id = out[i].decode(errors="replace")
+            item = await self._decode(task_id, int(out[i + 1]), out[i + 2], result)
             if item is not None:
-                taken.append(item)
+                item.deliveries = int(out[i + 3])
+                result.tasks.append(item)
         dues = [float(x) for x in (next_delayed, next_lease) if x]
-        wake = (min(dues) - float(now)) if dues else None
-        return taken, (max(0.0, wake) if wake is not None else None)
+        result.wake = max(0.0, min(dues) - float(now)) if dues else None
+        return result
 
-    async def _decode(self, task_id: str, blob: bytes) -> TakenTask | None:
+    async def _decode(
+        self, task_id: str, priority: int, blob: bytes, result: Taken
+    ) -> TakenTask | None:
         try:
-            task, submitted_at, function = self._signer().loads(blob)
+            task, submitted_at, function = self._signer().loads(blob, task_id.encode())
             if not isinstance(task, Task) or task.id != task_id:
                 raise SignatureError("payload does not describe this task")
         except Exception as exc:
-            await self.dead_letter(task_id, blob, exc)
+            await self.dead_letter(task_id, priority, blob, exc)
+            result.dead.append((task_id, f"{type(exc).__name__}: {exc}"))
             return None
         return TakenTask(task, submitted_at, function)
 
-    async def dead_letter(self, task_id: str, blob: bytes, reason: BaseException) -> None:
+    async def dead_letter(
+        self, task_id: str, priority: int, blob: bytes, reason: BaseException
+    ) -> None:
         """Move a payload that cannot be trusted or read to ``{q}:dead``; log it."""
         logger.error(
             "Task %s in %s moved to the dead-letter list %s: %s",
             task_id, self.queue_key, self.keys["dead"], reason,
         )  # fmt: skip
         k = self.keys
-        pipe = self.client.pipeline(transaction=True)
-        pipe.rpush(k["dead"], blob)
-        pipe.hdel(k["payloads"], task_id)
-        for member in await self.client.zrange(k["inflight"], 0, -1):
-            if member.decode().split(":", 1)[1] == task_id:
-                pipe.zrem(k["inflight"], member)
-        await pipe.execute()
+
+        async def move() -> None:
+            pipe = self.client.pipeline(transaction=True)
+            pipe.rpush(k["dead"], blob).ltrim(k["dead"], -DEAD_LETTER_CAP, -1)
+            pipe.hdel(k["payloads"], task_id).hdel(k["deliveries"], task_id)
+            pipe.zrem(k["inflight"], f"{priority}:{task_id}")
+            await pipe.execute()
+
+        await self.call("dead-letter", move)
+
+    async def is_queued(self, task_id: str) -> bool:
+        """True while ``task_id`` has a payload here (waiting, delayed or running)."""
+        return bool(
+            await self.call("read", lambda: self.client.hexists(self.keys["payloads"], task_id))
+        )
+
+    # ----------------------------------------------------------------- waits
+    async def listen(self) -> None:
+        """Subscribe to this queue's wake-ups (done once; kept across reconnects)."""
+        if self._listener is None or self._listener.done():
+            self._subscribed = asyncio.Event()
+            self._listener = asyncio.get_running_loop().create_task(self._listen_loop())
+        assert self._subscribed is not None
+        await self._subscribed.wait()
+
+    async def _listen_loop(self) -> None:
+        delay = 0.05
+        client = connect(self.url, max_connections=2, socket_timeout=None)
+        try:
+            while True:
+                pubsub = client.pubsub()
+                try:
+                    await pubsub.subscribe(self.channel)
+                    while True:
+                        message = await pubsub.get_message(timeout=None)
+                        if message is None:
+                            continue
+                        if message["type"] == "subscribe":
+                            delay = 0.05
+                            assert self._subscribed is not None
+                            self._subscribed.set()
+                        self._woken.set()  # also after a reconnect: look again
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    logger.warning(
+                        "Lost the wake-up subscription at %s (%s); reconnecting in %.2fs",
+                        redacted(self.url), exc, delay,
+                    )  # fmt: skip
+                    self._woken.set()
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 2.0)
+                finally:
+                    with contextlib.suppress(Exception):
+                        await pubsub.aclose()
+        finally:
+            with contextlib.suppress(Exception):
+                await client.aclose()
 
     async def wait(self, timeout: float | None) -> None:
-        """Block until a task may be there (a wakeup) or ``timeout`` seconds pass."""
-        if self._blocking is None:
-            options = dict(self._options, socket_timeout=None, max_connections=4)
-            self._blocking = connect(self.url, **options)
-        seconds = 0 if timeout is None else max(0.01, timeout)
-        try:
-            await self._blocking.blpop([self.keys["wakeup"]], timeout=seconds)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            raise BrokerError(f"Redis broker {redacted(self.url)}: wait failed: {exc}") from exc
+        """Wait until a task may be there (a wake-up since the last :meth:`take`) or
+        ``timeout`` seconds pass."""
+        await self.listen()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self._woken.wait()
 
     async def interrupt(self) -> None:
-        """End a :meth:`wait` in progress by closing its connection."""
-        blocking, self._blocking = self._blocking, None
-        if blocking is not None:
-            await blocking.connection_pool.disconnect()
-            await blocking.aclose()
+        """End a :meth:`wait` in progress."""
+        self._woken.set()
 
     async def pop(self, timeout: float | None = None) -> Task | None:
         """Take one task (under a lease), waiting up to ``timeout`` seconds."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            taken, wake = await self.take(1)
-            if taken:
-                return taken[0].task
+            taken = await self.take(1)
+            wake = taken.wake
+            if taken.tasks:
+                return taken.tasks[0].task
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 return None
             await self.wait(min(x for x in (left, wake, 60.0) if x is not None))
 
     # ---------------------------------------------------------- settle tasks
+    def ack_pairs(self, tasks: list[Task]) -> list[Any]:
+        """The ``ack`` argument for ``tasks``: priority and id of each."""
+        return [x for t in tasks for x in (t.priority, t.id)]
+
     async def ack(self, tasks: list[Task]) -> None:
         """Forget tasks whose results are stored."""
         if tasks:
-            args = [x for t in tasks for x in (t.priority, t.id)]
-            await self._run("ack", [self.keys["inflight"], self.keys["payloads"]], args)
+            import json
+
+            await self._run("ack", [self.queue_key, json.dumps(self.ack_pairs(tasks))])
 
     async def retry(self, task: Task, submitted_at: Any, function: str | None, due: float) -> None:
         """Move a leased task to the delayed set, to run again at ``due`` (a timestamp)."""
-        k = self.keys
         blob = self.encode(task, submitted_at, function)
-        keys = [k["inflight"], k["payloads"], k["delayed"], k["wakeup"]]
-        await self._run("retry", keys, [task.priority, task.id, due, blob])
+        await self._run("retry", [self.queue_key, task.priority, task.id, due, blob])
 
     async def nack(self, tasks: list[Task]) -> None:
         """Give leased tasks back to the queue, at the front of their priority."""
         if tasks:
-            k = self.keys
-            args = [x for t in tasks for x in (t.priority, t.id)]
-            await self._run("nack", [k["inflight"], k["queue"], k["wakeup"]], args)
+            await self._run("nack", [self.queue_key, *self.ack_pairs(tasks)])
 
-    async def heartbeat(self, tasks: list[Task]) -> None:
-        """Renew the leases of running tasks."""
-        if tasks:
-            members = [f"{t.priority}:{t.id}" for t in tasks]
-            await self._run("heartbeat", [self.keys["inflight"]], [self.lease, *members])
+    def heartbeat_sync(self, members: list[str]) -> None:
+        """Renew the leases of ``members`` (``priority:id``) with a blocking client of
+        this broker's own: called from a thread, so a blocked event loop cannot stop it."""
+        if not members:
+            return
+        if self._sync_client is None:
+            import redis
+
+            self._sync_client = redis.Redis.from_url(
+                self.url, socket_timeout=5.0, socket_connect_timeout=5.0
+            )
+            self._sync_heartbeat = self._sync_client.register_script(_HEARTBEAT)
+        self._sync_heartbeat(keys=[self.keys["inflight"]], args=[self.lease, *members])
 
     async def remove(self, task_id: str, priority: int) -> bool:
         """Take a waiting or delayed task out of Redis; True if it was there."""
-        k = self.keys
-        keys = [k["queue"], k["delayed"], k["payloads"]]
-        return bool(await self._run("remove", keys, [priority, task_id]))
+        return bool(await self._run("remove", [self.queue_key, priority, task_id]))
 
     # ------------------------------------------------------------- functions
     async def store_function(self, digest: str, data: bytes) -> None:
-        """Keep a function shipped by value, signed, under its digest."""
-        await self.client.hsetnx(self.keys["functions"], digest, self._signer().sign(data))
+        """Keep a function shipped by value, signed for its digest."""
+        blob = self._signer().sign(data, digest.encode())
+        await self.call(
+            "store function", lambda: self.client.hsetnx(self.keys["functions"], digest, blob)
+        )
 
     async def load_function_bytes(self, digest: str) -> bytes:
-        """The verified bytes of a shipped function."""
-        blob = await self.client.hget(self.keys["functions"], digest)
+        """The verified bytes of a shipped function: the signature must hold for this
+        digest and the bytes must have this digest."""
+        blob = await self.call(
+            "load function", lambda: self.client.hget(self.keys["functions"], digest)
+        )
         if blob is None:
             raise BrokerError(f"Function {digest} was not found in {self.keys['functions']}")
-        return self._signer().verify(blob)
+        data = self._signer().verify(blob, digest.encode())
+        if digest_of(data) != digest:
+            raise SignatureError(f"function {digest}: its bytes do not have that digest")
+        return data
 
     # ----------------------------------------------------------------- misc
     async def size(self) -> int:
         """Tasks waiting (not delayed, not leased)."""
-        return int(await self.client.zcard(self.keys["queue"]))
+        return int(await self.call("size", lambda: self.client.zcard(self.keys["queue"])))
 
     async def counts(self) -> dict[str, int]:
         """Waiting, delayed, in-flight and dead-lettered task counts."""
         k = self.keys
-        pipe = self.client.pipeline(transaction=False)
-        pipe.zcard(k["queue"]).zcard(k["delayed"]).zcard(k["inflight"]).llen(k["dead"])
-        queued, delayed, inflight, dead = await pipe.execute()
+
+        async def read() -> list[int]:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.zcard(k["queue"]).zcard(k["delayed"]).zcard(k["inflight"]).llen(k["dead"])
+            return await pipe.execute()
+
+        queued, delayed, inflight, dead = await self.call("counts", read)
         return {"queued": queued, "delayed": delayed, "inflight": inflight, "dead": dead}
 
     async def close(self) -> None:
         """Close the connections."""
-        await self.interrupt()
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.cancel()
+            with contextlib.suppress(BaseException):
+                await listener
         if self._client is not None:
             await self._client.aclose()
         self._client = None
+        if self._sync_client is not None:
+            self._sync_client.close()
+            self._sync_client = None

@@ -10,6 +10,7 @@ process pool.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import random
 import time
@@ -29,9 +30,11 @@ from flowrra.exceptions import (
     BrokerError,
     ConfigError,
     ExecutorNotRunningError,
+    SerializationError,
     TaskNotFoundError,
 )
 from flowrra.registry import TaskRegistry, TaskSpec, task_name_of
+from flowrra.serialization import signer_for
 from flowrra.task import Task, TaskResult, TaskStatus, new_task_id
 
 if TYPE_CHECKING:
@@ -43,6 +46,10 @@ _now = datetime.now  # the hot paths call _now(UTC): clock.utcnow without a Pyth
 
 #: Longest a run of submits keeps the loop while idle workers wait for it (seconds).
 SHARE_SLICE = 0.001
+
+#: True inside a worker (and what a task body starts): a submit made there never waits
+#: on ``max_queue_size``, so tasks that submit tasks cannot wait on each other for room.
+_IN_TASK: contextvars.ContextVar[bool] = contextvars.ContextVar("flowrra_in_task", default=False)
 
 logger = logging.getLogger("flowrra.executor")
 
@@ -144,6 +151,7 @@ class BaseTaskExecutor(ABC):
             if not isinstance(self.broker, RedisBroker):
                 raise BrokerError(f"{type(self.broker).__name__} cannot feed an executor")
             self._remote = RemoteQueue(self, self.broker)
+        self._attach_signer()
         maxsize = 0 if self._remote is not None else self._config.executor.max_queue_size
         self._queue = InMemoryBroker(maxsize=maxsize)
         if events is None:
@@ -153,6 +161,9 @@ class BaseTaskExecutor(ABC):
         self._store_now: Callable[[str, TaskResult], None] | None = getattr(
             self.results, "store_nowait", None
         )
+        #: The backend writes to a server later (Redis): a submit without a broker waits
+        #: until its record is stored, so a refused record leaves no task behind.
+        self._writes_later = self._remote is None and hasattr(self.results, "written")
         self._workers: list[asyncio.Task[None]] = []
         self._running = False
         self._active: dict[str, TaskResult] = {}
@@ -164,6 +175,19 @@ class BaseTaskExecutor(ABC):
         self._next_share = 0.0
         #: Tasks submitted through this executor since it was made (a progress counter).
         self.submitted = 0
+
+    def _attach_signer(self) -> None:
+        """Give the Redis parts that have no signer yet the one their sibling has, else
+        one for the configured secret (or ``FLOWRRA_SECRET_KEY``, or one made here)."""
+        parts = [part for part in (self.results, self.broker) if hasattr(part, "signer")]
+        if not any(part.signer is None for part in parts):
+            return
+        signer = next((part.signer for part in parts if part.signer is not None), None)
+        if signer is None:
+            signer = signer_for(self._config.secret_key)[0]
+        for part in parts:
+            if part.signer is None:
+                part.signer = signer
 
     # ----------------------------------------------------------------- properties
     @property
@@ -226,7 +250,9 @@ class BaseTaskExecutor(ABC):
         if not self._running:
             raise ExecutorNotRunningError()
         queue = self._queue
-        if queue.full() or self._remote is not None:
+        if self._remote is not None or self._writes_later:
+            return None
+        if queue.full() and not _IN_TASK.get():
             return None
         if priority and (isinstance(priority, bool) or not isinstance(priority, int)):
             raise ConfigError(f"priority must be a whole number, got {priority!r}")
@@ -256,11 +282,18 @@ class BaseTaskExecutor(ABC):
         if self._remote is not None:
             return (await self._remote.submit(spec, [(args, kwargs)], priority, None))[0]
         if task is None:
-            task = self._prepare(spec, args, kwargs, priority, None)
-            await self._queue.push(task)
+            task = await self._prepare_stored(spec, args, kwargs, priority, None)
+            await self._push(task)
         elif self._queue.handed:
             await self.share_loop()
         return task.id
+
+    async def _push(self, task: Task) -> None:
+        """Queue ``task``, waiting for room unless this is a task submitting a task."""
+        if _IN_TASK.get():
+            self._queue.push_nowait(task)
+        else:
+            await self._queue.push(task)
 
     async def submit_with(
         self,
@@ -275,12 +308,12 @@ class BaseTaskExecutor(ABC):
         if self._remote is not None:
             ids = await self._remote.submit(spec, [(args, kwargs)], options.priority, options)
             return ids[0]
-        task = self._prepare(spec, args, kwargs, options.priority, options)
+        task = await self._prepare_stored(spec, args, kwargs, options.priority, options)
         delay = options.delay()
         if delay > 0:
             self._hold(task, delay)
         else:
-            await self._queue.push(task)
+            await self._push(task)
             if self._queue.handed:
                 await self.share_loop()
         return task.id
@@ -314,21 +347,50 @@ class BaseTaskExecutor(ABC):
         priority: int,
         options: SubmitOptions | None,
     ) -> Task:
+        """Make the task and its PENDING record, store and announce it (the store is
+        queued: the in-memory backend keeps it at once)."""
+        task, record = self._make(spec, args, kwargs, priority, options)
+        self._save_sync(record)  # first: a record that cannot be stored leaves nothing
+        self._register(record)
+        return task
+
+    async def _prepare_stored(
+        self,
+        spec: TaskSpec,
+        args: tuple,
+        kwargs: dict,
+        priority: int,
+        options: SubmitOptions | None,
+    ) -> Task:
+        """:meth:`_prepare`, waiting until a backend that writes to a server has the
+        record: a submit whose record cannot be stored raises and leaves nothing."""
+        if not self._writes_later:
+            return self._prepare(spec, args, kwargs, priority, options)
+        task, record = self._make(spec, args, kwargs, priority, options)
+        await self.results.store_many([record])  # type: ignore[attr-defined]
+        self._register(record)
+        return task
+
+    def _register(self, record: TaskResult) -> None:
+        self._active[record.task_id] = record
+        self.submitted += 1
+        self.events.publish("task.submitted", record)
+
+    def _make(
+        self,
+        spec: TaskSpec,
+        args: tuple,
+        kwargs: dict,
+        priority: int,
+        options: SubmitOptions | None,
+    ) -> tuple[Task, TaskResult]:
         task_id = new_task_id()
         name = spec.name
         if options is None:
             task = Task(
-                task_id,
-                name,
-                args,
-                kwargs,
-                spec.max_retries,
-                spec.retry_delay,
-                0,
-                priority,
-                spec.cpu_bound,
-                spec.timeout,
-            )
+                task_id, name, args, kwargs, spec.max_retries, spec.retry_delay, 0, priority,
+                spec.cpu_bound, spec.timeout,
+            )  # fmt: skip
         else:
             task = Task(
                 task_id,
@@ -346,11 +408,7 @@ class BaseTaskExecutor(ABC):
         record = TaskResult(
             task_id, _PENDING, name, None, None, _now(UTC), None, None, 0, args, kwargs, priority
         )
-        self._active[task_id] = record
-        self.submitted += 1
-        self._save_sync(record)
-        self.events.publish("task.submitted", record)
-        return task
+        return task, record
 
     def _hold(self, task: Task, delay: float) -> None:
         """Queue ``task`` after ``delay`` seconds, holding no worker meanwhile."""
@@ -416,10 +474,25 @@ class BaseTaskExecutor(ABC):
         message: str | None = None,
     ) -> None:
         self._settle(record, status, result, exc, message)
-        await self._save(record)
-        if self._remote is not None:
-            await self._remote.settled(record)
+        try:
+            await self._store_final(record)
+        except SerializationError as error:
+            if record.status is not _SUCCESS:
+                raise
+            # a result that cannot be pickled fails its task (it would never be stored)
+            record.status = TaskStatus.FAILED
+            record.result = None
+            record.error = str(error)
+            record.error_type = "SerializationError"
+            record.traceback = None
+            await self._store_final(record)
         self._announce(record)
+
+    async def _store_final(self, record: TaskResult) -> None:
+        if self._remote is not None:
+            await self._remote.finish(record)
+        else:
+            await self._save(record)
 
     # ------------------------------------------------------------------ workers
     @abstractmethod
@@ -427,6 +500,7 @@ class BaseTaskExecutor(ABC):
         """Start one attempt of ``task`` and return an awaitable of its value."""
 
     async def _worker(self) -> None:
+        _IN_TASK.set(True)  # this worker task's own context: bodies run in it
         pop, pop_nowait = self._queue.pop, self._queue.pop_nowait
         active = self._active
         me = asyncio.current_task()
@@ -498,6 +572,19 @@ class BaseTaskExecutor(ABC):
                 await self._timed_out(task, record, exc)
             else:
                 await self._failed(task, record, exc)
+            return
+        except GeneratorExit:
+            raise
+        except BaseException as exc:  # SystemExit, KeyboardInterrupt... raised by the body
+            del self._in_body[task.id]
+            await self._finish(
+                record,
+                TaskStatus.FAILED,
+                exc=exc,
+                message=f"Task '{task.name}' raised {type(exc).__name__}"
+                + (f": {exc}" if str(exc) else "")
+                + " (not retried; the worker goes on)",
+            )
             return
         del self._in_body[task.id]
         if self._cancel_requested or remote is not None or store_now is None:

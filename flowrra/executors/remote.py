@@ -3,14 +3,17 @@
 The executor keeps running tasks exactly as it does in memory; this part decides where
 tasks come from and where they go when they leave:
 
-- submit: the PENDING records go to the result backend, then the tasks to the broker
-  (one round trip each per batch); a function that other processes cannot import (one
-  defined in a notebook cell, a closure, a lambda) is shipped by value, once;
+- submit: a task's PENDING record and its queue entry are written together, in one
+  script, when the result backend lives on the broker's server (else the record first,
+  then the queue entry, and the record is taken back if queueing fails). Concurrent
+  submits are coalesced into one round trip; a function that other processes cannot
+  import (one defined in a notebook cell, a closure, a lambda) is shipped by value, once;
 - feed: a feeder takes as many tasks as there are free workers, under a lease, and waits
-  on the broker's wakeup list when there is nothing to take (no polling); a heartbeat
-  renews the leases of the tasks held here;
-- settle: a finished task is acknowledged after its record is stored (acks are grouped);
-  a retry moves it to the broker's delayed set; on stop, tasks not started are given back.
+  for a wake-up when there is nothing to take (no polling); a thread renews the leases of
+  the tasks held here, so a task that blocks the loop keeps its lease;
+- settle: a finished task's record and its acknowledgement are one write; a retry moves
+  it to the broker's delayed set; on stop, tasks not started are given back; a task
+  delivered too many times, or whose payload is missing or untrusted, ends FAILED.
 """
 
 from __future__ import annotations
@@ -22,9 +25,11 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+from flowrra.backends.redis import RedisBackend
 from flowrra.brokers.redis import RedisBroker, TakenTask
 from flowrra.clock import utcnow
-from flowrra.exceptions import BrokerError
+from flowrra.exceptions import BrokerError, FlowrraError
+from flowrra.executors.lease import LeaseKeeper
 from flowrra.redis_client import Batcher
 from flowrra.registry import TaskSpec
 from flowrra.serialization import dumps_function, loads
@@ -61,18 +66,25 @@ class RemoteQueue:
     """The Redis side of one executor; see the module docstring."""
 
     def __init__(self, executor: BaseTaskExecutor, broker: RedisBroker) -> None:
-        """Link ``executor`` to ``broker``."""
+        """Link ``executor`` to ``broker`` (and, on one server, to its result backend)."""
         self.executor = executor
         self.broker = broker
+        backend = executor.results
+        #: The result backend when it shares the broker's server: one write does both.
+        self.linked: RedisBackend | None = (
+            backend if isinstance(backend, RedisBackend) and backend.link(broker) else None
+        )
         self.taken: dict[str, TakenTask] = {}
         self.shipped: dict[str, TaskSpec] = {}  # task id -> spec of a shipped function
         self._digests: dict[Any, str] = {}
         self._functions: dict[str, Any] = {}
         self._acks = Batcher(broker.ack)
+        self._pushes = Batcher(self._push, limit=4000)
         self._room = asyncio.Event()
         self._stopping = False
         self._feeder: asyncio.Task[None] | None = None
-        self._heartbeat: asyncio.Task[None] | None = None
+        self._keeper: LeaseKeeper | None = None
+        self._chores: set[asyncio.Task[Any]] = set()
 
     @property
     def holding(self) -> int:
@@ -103,36 +115,27 @@ class RemoteQueue:
     ) -> list[str]:
         """Record and queue one task per ``(args, kwargs)``; return their ids.
 
-        Large batches go in chunks, pipelined: while Redis stores and queues one chunk,
-        this process pickles and signs the next, so the two cores work at once. Chunks
-        are queued in order, each after the one before.
+        Submits made at the same moment go out together in one round trip. Large
+        batches go in chunks, pipelined: while Redis stores and queues one chunk, this
+        process pickles and signs the next. A chunk is written whole or not at all; a
+        submit that raised left nothing behind.
         """
         digest = await self._digest(spec)
         due = 0.0
         if options is not None and options.delay() > 0:
             due = time.time() + options.delay()
-        backend, broker = self.executor.results, self.broker
-        ids: list[str] = []
-        sending: asyncio.Future[Any] | None = None
-        sent: list[TaskResult] = []
+        sent: list[tuple[asyncio.Future[None], list[TaskResult]]] = []
         for start in range(0, len(arg_tuples), _CHUNK):
-            pairs = arg_tuples[start : start + _CHUNK]
-            records, entries, rows = await self._chunk(
-                spec, pairs, priority, options, (digest, due), sending is not None
+            records, rows = await self._chunk(
+                spec, arg_tuples[start : start + _CHUNK], priority, options, (digest, due), sent
             )
-            if sending is not None:
-                await sending
-                self._announce(sent)
-            # the store and the queueing go out together: a fresh record never replaces
-            # one a fast worker wrote first (see the backend's store script)
-            sending = asyncio.gather(backend.write_entries(entries), broker.push_rows(rows))  # type: ignore[attr-defined]
-            sent = records
+            sent.append((self._send(records, rows), records))
+        ids: list[str] = []
+        for future, records in sent:
+            await future
             ids.extend(record.task_id for record in records)
             self.executor.submitted += len(records)
-            await asyncio.sleep(0)  # let both requests go out before the next chunk's work
-        if sending is not None:
-            await sending
-            self._announce(sent)
+            self._announce(records)
         return ids
 
     async def _chunk(
@@ -142,29 +145,56 @@ class RemoteQueue:
         priority: int,
         options: SubmitOptions | None,
         where: tuple[str | None, float],
-        in_flight: bool,
-    ) -> tuple[list[TaskResult], list[Any], list[Any]]:
-        """Records, backend rows and broker rows (pickled and signed) for ``pairs``.
+        in_flight: list[Any],
+    ) -> tuple[list[TaskResult], list[Any]]:
+        """Records and broker rows (pickled and signed) for ``pairs``.
 
         With a request ``in_flight``, the loop runs every :data:`_PART` tasks: a request
         larger than the socket buffer goes out only as the loop writes the rest of it.
         """
         digest, due = where
         records: list[TaskResult] = []
-        entries: list[Any] = []
         rows: list[Any] = []
         for part in range(0, len(pairs), _PART):
             if in_flight:
                 await asyncio.sleep(0)
-            these, pushes = [], []
+            pushes = []
             for args, kwargs in pairs[part : part + _PART]:
                 task, record = _new_task(spec, args, kwargs, priority, options)
-                these.append(record)
+                records.append(record)
                 pushes.append((task, _stamp(record.submitted_at), digest, due))
-            records += these
-            entries += self.executor.results.entries(these)  # type: ignore[attr-defined]
             rows += self.broker.rows(pushes)
-        return records, entries, rows
+        return records, rows
+
+    def _send(self, records: list[TaskResult], rows: list[Any]) -> asyncio.Future[None]:
+        """Write ``records`` and queue ``rows``: one script on one server."""
+        backend = self.linked
+        if backend is not None:
+            return backend.send(backend.entries(records) + backend.queue_items(self.broker, rows))
+        entries = getattr(self.executor.results, "entries", None)
+        # pickled now, so an argument that cannot be is refused before anything is sent
+        made = entries(records) if entries is not None else None
+        return asyncio.ensure_future(self._store_then_queue(records, made, rows))
+
+    async def _store_then_queue(
+        self, records: list[TaskResult], entries: list[Any] | None, rows: list[Any]
+    ) -> None:
+        results = self.executor.results
+        if entries is not None:
+            await results.send(entries)  # type: ignore[attr-defined]
+        else:
+            for record in records:
+                await results.store(record.task_id, record)
+        try:
+            await self._pushes.add_many_nowait(rows)
+        except BaseException:
+            for record in records:  # the task will never run: leave no record of it
+                with contextlib.suppress(Exception):
+                    await results.delete(record.task_id)
+            raise
+
+    async def _push(self, rows: list[Any]) -> None:
+        await self.broker.push_rows(rows)
 
     def _announce(self, records: list[TaskResult]) -> None:
         events = self.executor.events
@@ -174,11 +204,33 @@ class RemoteQueue:
 
     # ------------------------------------------------------------------ feed
     async def start(self) -> None:
-        """Start feeding local workers from the broker, and the lease heartbeat."""
+        """Start feeding local workers from the broker, and the lease keeper."""
         loop = asyncio.get_running_loop()
         self._stopping = False
+        await self.broker.listen()  # subscribed before the first take: no wake-up missed
+        self._keeper = LeaseKeeper(
+            self.broker.queue_key,
+            self.broker.lease,
+            self._members,
+            self.broker.heartbeat_sync,
+            self._running_task,
+        )
+        self._keeper.start(loop)
         self._feeder = loop.create_task(self._feed())
-        self._heartbeat = loop.create_task(self._beat())
+
+    def _members(self) -> list[str]:
+        for _ in range(5):  # the loop may change the dict meanwhile: read it again
+            with contextlib.suppress(RuntimeError):
+                return [f"{t.task.priority}:{t.task.id}" for t in list(self.taken.values())]
+        return []
+
+    def _running_task(self, loop: asyncio.AbstractEventLoop) -> str:
+        running = asyncio.current_task(loop)
+        for task_id, body in list(self.executor._in_body.items()):
+            if body is running and task_id in self.taken:
+                return f"Task {self.taken[task_id].task.name}[{task_id}]"
+        names = [f"{t.task.name}[{i}]" for i, t in list(self.taken.items())[:5]]
+        return "One of the tasks " + ", ".join(names) if names else "Something on the loop"
 
     async def _feed(self) -> None:
         delay = 0.05
@@ -190,25 +242,56 @@ class RemoteQueue:
                 await self._room.wait()
                 continue
             try:
-                taken, wake = await self.broker.take(free)
+                taken = await self.broker.take(free)
                 if self._stopping:  # a client library may swallow our cancellation
-                    await self.broker.nack([item.task for item in taken])
+                    await self.broker.nack([item.task for item in taken.tasks])
                     return
-                for item in taken:
-                    await self._admit(item)
-                if not taken:
-                    await self.broker.wait(min(wake, 60.0) if wake is not None else 60.0)
+                await self._receive(taken)
+                if not taken.tasks:
+                    await self.broker.wait(min(taken.wake or 60.0, 60.0))
                 delay = 0.05
-            except BrokerError as exc:
+            except FlowrraError as exc:
                 if self._stopping:
                     return
                 logger.warning("Broker unavailable (%s); retrying in %.2fs", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
 
+    async def _receive(self, taken: Any) -> None:
+        for item in taken.tasks:
+            try:
+                await self._admit(item)
+            except Exception as exc:  # e.g. a shipped function that cannot be loaded
+                logger.error("Cannot run task %s (%s): %s", item.task.name, item.task.id, exc)
+                await self._give_up(item, f"{type(exc).__name__}: {exc}", exc)
+        for task_id, reason in taken.dead:
+            await self._tell_dead_letter(task_id, reason)
+        for task_id in taken.missing:
+            self._chore(self._fail_missing(task_id))
+
+    def _chore(self, job: Any) -> None:
+        task = asyncio.ensure_future(job)
+        self._chores.add(task)
+        task.add_done_callback(self._chores.discard)
+
     async def _admit(self, item: TakenTask) -> None:
         task = item.task
         executor = self.executor
+        record = TaskResult(
+            task.id, TaskStatus.PENDING, task.name, None, None, _from_stamp(item.submitted_at),
+            None, None, task.current_retry, task.args, task.kwargs, task.priority,
+        )  # fmt: skip
+        if item.deliveries:
+            executor._active[task.id] = record
+            self.taken[task.id] = item
+            message = (
+                f"Task '{task.name}' was delivered {item.deliveries} times (max_deliveries="
+                f"{self.broker.max_deliveries}): each time its worker died or lost the lease "
+                "before it finished (a crash, the OOM killer, or a body that blocks the loop "
+                "for longer than the lease). It will not run again."
+            )
+            await executor._finish(record, TaskStatus.FAILED, exc=BrokerError(message))
+            return
         if item.function is not None:
             func = self._functions.get(item.function)
             if func is None:
@@ -217,39 +300,76 @@ class RemoteQueue:
             self.shipped[task.id] = TaskSpec(
                 task.name, func, task.cpu_bound, task.max_retries, task.retry_delay, task.timeout
             )
-        submitted_at = _from_stamp(item.submitted_at)
-        record = TaskResult(
-            task.id, TaskStatus.PENDING, task.name, None, None, submitted_at, None, None,
-            task.current_retry, task.args, task.kwargs, task.priority,
-        )  # fmt: skip
         executor._active[task.id] = record
         self.taken[task.id] = item
         logger.info("Received %s[%s]", task.name, task.id)
         executor._queue.push_nowait(task)
 
-    async def _beat(self) -> None:
-        while True:
-            await asyncio.sleep(self.broker.lease / 3)
-            if self.taken:
-                try:
-                    await self.broker.heartbeat([t.task for t in self.taken.values()])
-                except BrokerError as exc:
-                    logger.warning("Could not renew leases: %s", exc)
+    async def _give_up(self, item: TakenTask, reason: str, exc: Exception) -> None:
+        """End a taken task FAILED without running it."""
+        executor = self.executor
+        task = item.task
+        record = TaskResult(
+            task.id, TaskStatus.PENDING, task.name, None, None, _from_stamp(item.submitted_at),
+            None, None, task.current_retry, task.args, task.kwargs, task.priority,
+        )  # fmt: skip
+        executor._active[task.id] = record
+        self.taken[task.id] = item
+        await executor._finish(record, TaskStatus.FAILED, exc=exc, message=reason)
+
+    async def _tell_dead_letter(self, task_id: str, reason: str) -> None:
+        """Tell the submitter (which may not share our secret) that a payload was set
+        aside: a plain-JSON notice on the backend's channel."""
+        announce = getattr(self.executor.results, "announce_dead_letter", None)
+        if announce is not None:
+            with contextlib.suppress(Exception):
+                await announce(task_id, reason)
+
+    async def _fail_missing(self, task_id: str) -> None:
+        """A task was queued without a payload (removed by someone): fail its record."""
+        try:
+            record = await self.executor.results.get(task_id)
+            if record is None or record.is_complete:
+                return
+            record.status = TaskStatus.FAILED
+            record.finished_at = utcnow()
+            record.error = (
+                f"The payload of task {task_id} was missing from {self.broker.keys['payloads']} "
+                "when a worker took it (removed from Redis by something other than flowrra)"
+            )
+            record.error_type = "BrokerError"
+            await self.executor.results.store(task_id, record)
+        except Exception as exc:
+            logger.error("Could not fail task %s whose payload is missing: %s", task_id, exc)
 
     # ---------------------------------------------------------------- settle
-    async def settled(self, record: TaskResult) -> None:
-        """A task held here ended and its record is stored: acknowledge it."""
-        item = self.taken.pop(record.task_id, None)
-        self.shipped.pop(record.task_id, None)
-        self._room.set()
-        if item is None:
+    async def finish(self, record: TaskResult) -> None:
+        """Store the final ``record`` of a task; one held here is acknowledged in the
+        same write (on one server) or once the write is done, else its lease lapses and
+        it runs again."""
+        item = self.taken.get(record.task_id)
+        backend = self.linked
+        if item is not None and backend is not None:
+            ack = backend.ack_item(self.broker, item.task.priority, item.task.id)
+            backend.store_nowait(record.task_id, record, also=[ack])  # may raise: no change
+        else:
+            await self.executor._save(record)
+        self._release(record.task_id)
+        if item is None or backend is not None:
             return
-        logger.info("%s %s[%s]", record.status.value.capitalize(), record.task_name, record.task_id)
-        written = self.executor.results.written(record.task_id)  # type: ignore[attr-defined]
-        if written is None:
+        written = getattr(self.executor.results, "written", None)
+        future = written(record.task_id) if written is not None else None
+        if future is None:
             self._acks.add_nowait(item.task)
         else:  # acknowledged only once the result is stored; else the lease lapses
-            written.add_done_callback(lambda f: self._ack_if_stored(f, item.task))
+            future.add_done_callback(lambda f: self._ack_if_stored(f, item.task))
+
+    def _release(self, task_id: str) -> None:
+        item = self.taken.pop(task_id, None)
+        self.shipped.pop(task_id, None)
+        self._room.set()
+        if item is not None:
+            logger.info("Finished %s[%s]", item.task.name, task_id)
 
     def _ack_if_stored(self, written: asyncio.Future[None], task: Task) -> None:
         if not written.cancelled() and written.exception() is None:
@@ -283,12 +403,10 @@ class RemoteQueue:
         """Stop taking tasks, give back those not started, drain or give back the rest."""
         executor = self.executor
         self._stopping = True
-        jobs = [job for job in (self._feeder, self._heartbeat) if job is not None]
-        for job in jobs:
-            job.cancel()
-        await self.broker.interrupt()  # a cancelled BLPOP can linger: close its connection
-        if jobs:
-            await asyncio.wait(jobs, timeout=5.0)
+        if self._feeder is not None:
+            self._feeder.cancel()
+            await self.broker.interrupt()
+            await asyncio.wait([self._feeder], timeout=5.0)
         not_started = executor._queue.drain()
         await self._give_back([t.id for t in not_started])
         if wait and executor._active:
@@ -304,8 +422,15 @@ class RemoteQueue:
         executor._in_body.clear()
         executor._cancel_requested.clear()
         await self._give_back(list(self.taken))
-        await executor.results.drain()  # type: ignore[attr-defined]
+        if self._keeper is not None:
+            await asyncio.to_thread(self._keeper.stop)
+            self._keeper = None
+        drain = getattr(executor.results, "drain", None)
+        if drain is not None:
+            await drain()
         await self._acks.drain()
+        if self._chores:
+            await asyncio.wait(self._chores, timeout=5.0)
 
     async def _give_back(self, ids: list[str]) -> None:
         executor = self.executor
@@ -320,7 +445,12 @@ class RemoteQueue:
             record.status = TaskStatus.PENDING  # started_at stays: it is not a new record
             records.append(record)
         if records:
-            await executor.results.store_many(records)  # type: ignore[attr-defined]
+            store_many = getattr(executor.results, "store_many", None)
+            if store_many is not None:
+                await store_many(records)
+            else:
+                for record in records:
+                    await executor.results.store(record.task_id, record)
             await self.broker.nack(tasks)
             logger.info("Gave %d task(s) back to the queue", len(tasks))
 

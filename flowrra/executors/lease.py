@@ -1,0 +1,107 @@
+"""Keeping leases on Redis tasks alive from a thread, and noticing a blocked event loop.
+
+A worker holds each task it took from Redis under a lease that lapses unless renewed.
+If renewing depended on the event loop, an ``async def`` task that blocks the loop (a long
+``time.sleep``, a heavy pandas call) would lose its lease while it still runs, and the
+task would run again elsewhere. :class:`LeaseKeeper` renews from a thread of its own, with
+a blocking Redis client of its own, and logs a warning naming the task that keeps the
+loop from running for more than :data:`BLOCKED_AFTER` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+__all__ = ["BLOCKED_AFTER", "LeaseKeeper"]
+
+logger = logging.getLogger("flowrra.worker")
+
+#: Seconds without a turn of the event loop after which the running task is named.
+BLOCKED_AFTER = 1.0
+_TICK = 0.25
+
+
+class LeaseKeeper:
+    """Renews leases every ``lease / 3`` seconds and watches the loop, from a thread.
+
+    ``members`` returns the ``priority:id`` members held now (called from the thread);
+    ``renew`` sends them to Redis (blocking); ``running`` names the task in the loop's
+    body when it blocks.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        lease: float,
+        members: Callable[[], list[str]],
+        renew: Callable[[list[str]], None],
+        running: Callable[[asyncio.AbstractEventLoop], str],
+    ) -> None:
+        """Describe the keeper; :meth:`start` starts its thread."""
+        self.lease = lease
+        self._members = members
+        self._renew = renew
+        self._running = running
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"flowrra-lease-{name}", daemon=True)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tick = time.monotonic()
+        self._ticker: asyncio.TimerHandle | None = None
+        self._warned = False
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Start watching ``loop`` and renewing leases."""
+        self._loop = loop
+        self._tick = time.monotonic()
+        self._ticker = loop.call_soon(self._beat)
+        self._thread.start()
+
+    def _beat(self) -> None:  # on the loop: proof that it turns
+        self._tick = time.monotonic()
+        assert self._loop is not None
+        self._ticker = self._loop.call_later(_TICK, self._beat)
+
+    def stop(self) -> None:
+        """Stop the thread (waits for it briefly) and the loop's beat."""
+        self._stopped.set()
+        if self._ticker is not None:
+            self._ticker.cancel()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5.0)
+
+    def _run(self) -> None:
+        next_renew = 0.0
+        while not self._stopped.wait(_TICK):
+            now = time.monotonic()
+            if now >= next_renew:
+                next_renew = now + self.lease / 3
+                self._renew_now()
+            self._watch(now)
+
+    def _renew_now(self) -> None:
+        try:
+            members = self._members()
+            if members:
+                self._renew(members)
+        except Exception as exc:
+            logger.warning("Could not renew the leases of running tasks: %s", exc)
+
+    def _watch(self, now: float) -> None:
+        blocked = now - self._tick
+        if blocked <= BLOCKED_AFTER:
+            self._warned = False
+            return
+        if self._warned or self._loop is None:
+            return
+        self._warned = True
+        logger.warning(
+            "%s has blocked the event loop for %.1fs: an async task must await, not block "
+            "(use cpu_bound=True or asyncio.to_thread for blocking work). Its lease is "
+            "renewed meanwhile, so it is not run again elsewhere.",
+            self._running(self._loop),
+            blocked,
+        )
