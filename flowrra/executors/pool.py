@@ -7,6 +7,10 @@ cancel. A worker that dies, however it dies, fails only its own task and is repl
 
 Functions are sent once per worker: the first call carries the function's bytes, later
 calls only its digest.
+
+No worker outlives the process that owns the pool, however that process dies: see
+:mod:`flowrra.executors.lifeline` (processes are started from its launcher thread, each
+worker watches its pipe, and the forkserver is tied to its parent too).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 
 from flowrra.exceptions import FlowrraError, SerializationError, WorkerLostError
+from flowrra.executors.lifeline import arm_forkserver, die_with_parent, launch, watch_pipe
 from flowrra.serialization import dumps, dumps_function, loads
 
 __all__ = ["ProcessPool", "RemoteTaskError", "worker_main"]
@@ -47,8 +52,14 @@ class RemoteTaskError(FlowrraError):
 
 # ------------------------------------------------------------------ worker side
 def worker_main(conn: Connection) -> None:
-    """Loop of a worker process: load a call, run it, send the reply, until EOF."""
+    """Loop of a worker process: load a call, run it, send the reply, until EOF.
+
+    The worker exits as soon as the pool's end of ``conn`` closes, even mid-task, and
+    on Linux when its parent dies (see :mod:`flowrra.executors.lifeline`).
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in a notebook stops waits only
+    die_with_parent()
+    watch_pipe(conn.fileno())
     cache: dict[str, Callable[..., Any]] = {}
     while True:
         try:
@@ -124,6 +135,8 @@ class ProcessPool:
         self.size = size
         self.start_method = start_method
         self._ctx = multiprocessing.get_context(start_method)
+        if start_method == "forkserver":
+            arm_forkserver(self._ctx)
         self._workers: list[_Worker] = []
         self._idle: asyncio.Queue[_Worker] | None = None
         self._functions: dict[Any, tuple[str, bytes]] = {}
@@ -165,7 +178,7 @@ class ProcessPool:
 
     async def _spawn(self) -> None:
         loop = asyncio.get_running_loop()
-        proc, conn = await loop.run_in_executor(None, self._launch)
+        proc, conn = await asyncio.wrap_future(launch(self._launch))
         worker = _Worker(proc, conn)
         if self._closed:
             await loop.run_in_executor(None, _shutdown_worker, worker)
