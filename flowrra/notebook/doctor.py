@@ -23,7 +23,7 @@ from flowrra.notebook.frontend import WIDGET_FILES, widget_file
 if TYPE_CHECKING:
     from flowrra.app import Flowrra
 
-__all__ = ["Check", "DoctorReport", "diagnose"]
+__all__ = ["Check", "DoctorReport", "check_running_apps", "diagnose"]
 
 MIN_IPYKERNEL = (7, 0, 1)
 _MARKS = {"ok": "\u2713", "warn": "!", "fail": "\u2717"}
@@ -250,9 +250,21 @@ def check_runtime(app: Flowrra) -> Check:
     )
 
 
+def check_running_apps() -> Check:
+    """The apps running on flowrra's runtime loop, each with its worker processes."""
+    from flowrra.notebook.kernel_apps import describe_app, running_apps
+
+    apps = running_apps()
+    if not apps:
+        return Check("running apps", "ok", "none on flowrra's runtime loop")
+    found = "; ".join(describe_app(app) for app in apps)
+    return Check("running apps", "ok", f"{len(apps)}: {found}")
+
+
 def diagnose(app: Flowrra | None) -> DoctorReport:
     """Run every check (the app checks only when ``app`` is given)."""
     checks = [check_nest_asyncio(), check_ipykernel(), check_widget_files()]
+    checks.append(check_running_apps())
     if app is not None:
         checks += [check_runtime(app), check_start_method(app), check_shipping(app)]
         checks += check_services(app)

@@ -98,6 +98,10 @@ def _start_thread() -> asyncio.AbstractEventLoop:
     atexit.register(_shutdown)
     global _loop, _thread
     _loop, _thread = loop, thread
+    if in_kernel():  # stop the apps that re-run cells let go of
+        from flowrra.notebook.kernel_apps import watch_current_kernel
+
+        watch_current_kernel()
     return loop
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 from collections import deque
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import TYPE_CHECKING, Any
@@ -47,7 +48,7 @@ if TYPE_CHECKING:
     from flowrra.app import Flowrra
     from flowrra.task import TaskResult
 
-__all__ = ["BURST_EVENTS_PER_SECOND", "REFRESH_BUDGET", "TaskTable"]
+__all__ = ["BURST_EVENTS_PER_SECOND", "REFRESH_BUDGET", "TaskTable", "close_tables_of"]
 
 logger = logging.getLogger("flowrra.notebook")
 
@@ -313,6 +314,7 @@ class TaskTable(anywidget.AnyWidget):
         self._feed = _Feed(self, app, refresh_hz)
         self.on_msg(self._on_front_end_msg)
         self.observe(self._on_filter, names=["status_filter", "name_filter"])
+        _open_tables.add(self)
         self._open()
 
     @property
@@ -367,6 +369,12 @@ class TaskTable(anywidget.AnyWidget):
             runtime.post(feed.stop)
         super().close()
 
+    @property
+    def following(self) -> bool:
+        """True while the table follows its app (until it is closed)."""
+        feed = getattr(self, "_feed", None)
+        return feed is not None and not feed.closed
+
     def text(self) -> str:
         """The table as text: counts, then one line per row."""
         return format_rows(self.counts, self.rows)
@@ -374,3 +382,14 @@ class TaskTable(anywidget.AnyWidget):
     def __repr__(self) -> str:
         counts = ", ".join(f"{n} {s}" for s, n in self.counts.items() if n)
         return f"<TaskTable {self.total} task(s){': ' + counts if counts else ''}>"
+
+
+_open_tables: weakref.WeakSet[TaskTable] = weakref.WeakSet()
+
+
+def close_tables_of(app: Flowrra) -> int:
+    """Close every table following ``app`` (flowrra stopped it); return how many."""
+    tables = [table for table in list(_open_tables) if table.app is app and table.following]
+    for table in tables:
+        table.close()
+    return len(tables)
