@@ -22,7 +22,6 @@ from jupyter_client.manager import KernelManager
 
 from flowrra import TaskStatus
 from flowrra.config import default_start_method
-from flowrra.executors.pool import ProcessPool
 
 from .processes import descendants, describe, kill_all, wait_gone, wait_until
 from .services import REDIS_URL, require_redis
@@ -178,26 +177,34 @@ async def test_a_killed_worker_leaves_no_process_and_its_tasks_run_again(
 
 
 # ------------------------------------------------------------------ the pool itself
-def _start_pool_on_a_loop_of_its_own(pool: ProcessPool) -> list[int]:
-    async def start() -> list[int]:
-        await pool.start()
-        return pool.pids
+THREAD_SCRIPT = """
+import asyncio, psutil
+from flowrra.executors.pool import ProcessPool
 
-    return asyncio.run(start())  # its default executor's threads end with it
+async def start(pool):
+    await pool.start()
+    return pool.pids
+
+if __name__ == "__main__":
+    pool = ProcessPool(2, "spawn")
+    pids = asyncio.run(start(pool))  # its default executor's threads end with it
+    gone, alive = psutil.wait_procs([psutil.Process(pid) for pid in pids], timeout=1.0)
+    for proc in alive:
+        proc.kill()
+    print(len(gone), len(alive))
+"""
 
 
-def test_workers_outlive_the_thread_that_asked_for_them() -> None:
+def test_workers_outlive_the_thread_that_asked_for_them(tmp_path: Path) -> None:
     """PR_SET_PDEATHSIG fires when the *thread* that started a process ends: the pool
     starts processes from one long-lived launcher thread, never a passing one."""
-    pool = ProcessPool(2, "spawn")
-    pids: list[int] = []
-    try:
-        pids = _start_pool_on_a_loop_of_its_own(pool)
-        procs = [psutil.Process(pid) for pid in pids]
-        gone, _ = psutil.wait_procs(procs, timeout=1.0)
-        assert not gone
-    finally:
-        kill_all([psutil.Process(pid) for pid in pids if psutil.pid_exists(pid)])
+    script = tmp_path / "threads.py"
+    script.write_text(THREAD_SCRIPT)
+    done = subprocess.run(
+        [sys.executable, str(script)], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "0 2"
 
 
 FORK_WARNING_SCRIPT = """
