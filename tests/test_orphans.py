@@ -178,11 +178,12 @@ async def test_a_killed_worker_leaves_no_process_and_its_tasks_run_again(
 
 # ------------------------------------------------------------------ the pool itself
 THREAD_SCRIPT = """
-import asyncio, psutil
+import asyncio, os, psutil
 from flowrra.executors.pool import ProcessPool
 
 async def start(pool):
     await pool.start()
+    await asyncio.gather(*(pool.run(os.getpid, (), {}) for _ in range(4)))  # all at work
     return pool.pids
 
 if __name__ == "__main__":
