@@ -26,6 +26,7 @@ __all__ = [
     "redacted",
     "retrying",
     "same_server",
+    "single_connection",
     "split_options",
     "transient_errors",
     "unreachable",
@@ -206,53 +207,77 @@ async def retrying(
     backoff (50 ms doubling to 2 s) for up to ``budget`` seconds, then raise
     ``fail(error)``. Any other error is raised as ``fail(error)`` at once, except
     flowrra's own errors and cancellation, which pass through."""
+    try:
+        return await call()
+    except Exception as exc:
+        return await _retry_after(exc, call, budget, fail)
+
+
+async def _retry_after(
+    first: Exception,
+    call: Callable[[], Awaitable[T]],
+    budget: float,
+    fail: Callable[[BaseException], Exception],
+) -> T:
     from flowrra.exceptions import FlowrraError
 
     transient = transient_errors()
     deadline = time.monotonic() + budget
     delay = 0.05
+    error: Exception = first
     while True:
+        if isinstance(error, FlowrraError):
+            raise error
+        if not isinstance(error, transient):
+            raise fail(error) from error
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise fail(error) from error
+        logger.debug("Redis unavailable (%s); retrying in %.2fs", error, delay)
+        await asyncio.sleep(min(delay, left))
+        delay = min(delay * 2, 2.0)
         try:
             return await call()
-        except FlowrraError:
-            raise
-        except transient as exc:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise fail(exc) from exc
-            logger.debug("Redis unavailable (%s); retrying in %.2fs", exc, delay)
-            await asyncio.sleep(min(delay, left))
-            delay = min(delay * 2, 2.0)
         except Exception as exc:
-            raise fail(exc) from exc
+            error = exc
+
+
+def single_connection(client: Any) -> Any:
+    """A client on ``client``'s pool that keeps one connection for itself: for a path
+    that sends one request at a time (a batcher's flushes), without taking a connection
+    from the pool and giving it back for every call."""
+    from redis.asyncio import Redis
+
+    return Redis(connection_pool=client.connection_pool, single_connection_client=True)
 
 
 class Batcher:
     """Groups concurrent calls into one round trip, in order.
 
-    ``await batcher.add(item)`` returns once a flush containing ``item`` is done. One
+    ``await batcher.add(item)`` returns once a flush containing ``item`` is done (the
+    futures of a flush carry what ``flush`` returned). One
     flush runs at a time: what arrives meanwhile goes in the next one, so writes reach
     Redis in the order they were made, an idle system sends at once and a busy one sends
     everything that piled up in one round trip (up to ``limit`` items; the rest go in
     the next). :meth:`add_nowait` queues without waiting.
     """
 
-    def __init__(self, flush: Callable[[list[Any]], Awaitable[None]], limit: int = 0) -> None:
+    def __init__(self, flush: Callable[[list[Any]], Awaitable[Any]], limit: int = 0) -> None:
         """``flush`` is an async callable taking the list of items; ``limit`` caps the
         items of one flush (0: no cap; a group added at once is never split)."""
         self._flush = flush
         self._limit = limit
-        self._groups: list[tuple[list[Any], asyncio.Future[None]]] = []
+        self._groups: list[tuple[list[Any], asyncio.Future[Any]]] = []
         self._runner: asyncio.Task[None] | None = None
 
-    def add_nowait(self, item: Any) -> asyncio.Future[None]:
+    def add_nowait(self, item: Any) -> asyncio.Future[Any]:
         """Queue ``item`` for the next flush; return the future of that flush."""
         return self.add_many_nowait((item,))
 
-    def add_many_nowait(self, items: Iterable[Any]) -> asyncio.Future[None]:
+    def add_many_nowait(self, items: Iterable[Any]) -> asyncio.Future[Any]:
         """Queue ``items`` for the next flush; return the future of that flush."""
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
+        future: asyncio.Future[Any] = loop.create_future()
         self._groups.append((list(items), future))
         if self._runner is None:
             self._runner = loop.create_task(self._run())
@@ -272,9 +297,9 @@ class Batcher:
         if self._runner is not None:
             await asyncio_shield(self._runner)
 
-    def _take(self) -> tuple[list[Any], list[asyncio.Future[None]]]:
+    def _take(self) -> tuple[list[Any], list[asyncio.Future[Any]]]:
         items: list[Any] = []
-        futures: list[asyncio.Future[None]] = []
+        futures: list[asyncio.Future[Any]] = []
         while self._groups and not (self._limit and items and len(items) >= self._limit):
             group, future = self._groups.pop(0)
             items.extend(group)
@@ -286,7 +311,7 @@ class Batcher:
             while self._groups:
                 items, futures = self._take()
                 try:
-                    await self._flush(items)
+                    outcome = await self._flush(items)
                 except Exception as exc:
                     logger.error("A batch of %d Redis writes failed: %s", len(items), exc)
                     for future in futures:
@@ -296,7 +321,7 @@ class Batcher:
                     continue
                 for future in futures:
                     if not future.done():
-                        future.set_result(None)
+                        future.set_result(outcome)
         finally:
             self._runner = None
 

@@ -47,6 +47,7 @@ from flowrra.redis_client import (
     redacted,
     retrying,
     same_server,
+    single_connection,
     split_options,
     unreachable,
 )
@@ -63,12 +64,13 @@ _TERMINAL_STATUSES = frozenset({TaskStatus.SUCCESS, TaskStatus.FAILED, TaskStatu
 _RECENT = 100_000  # completions remembered by the listener, so most waits need no read
 _PRUNE = 1000  # expired ids taken out of the indexes per script call
 
-# store(p, channel, origin, rows): rows (id, status, score, name, ttl, blob, fresh). A
-# fresh record (just submitted) is in no index yet and is not announced: its submitter
-# announces it to its own event bus; every other write is announced on the channel, in
-# order. Indexes take the last row of each id in the batch; writes of many rows go out
-# as a few commands of many arguments. prune(p, limit) takes expired ids out of the
-# indexes. Keys are built here from the prefix: every key of a record lives under it.
+# store(p, channel, origin, rows, queued): rows (id, status, score, name, ttl, blob,
+# fresh). A fresh record (just submitted) is in no index yet and is not announced: its
+# submitter announces it to its own event bus; every other write is announced on the
+# channel, in order, in the last state it has in the batch. Indexes take the last row of
+# each id in the batch; writes of many rows go out as a few commands of many arguments.
+# prune(p, limit) takes expired ids out of the indexes. Keys are built here from the
+# prefix: every key of a record lives under it.
 _LUA_RECORDS = """
 local statuses = {'pending', 'running', 'success', 'failed', 'retrying', 'cancelled'}
 local function add(groups, key, a, b)
@@ -95,24 +97,24 @@ local function existing(p, batch)
   end
   return skip
 end
-local function store(p, channel, origin, batch)
+local function store(p, channel, origin, batch, queued)
   local last = {}
   for i, r in ipairs(batch) do last[r[1]] = i end
   -- a fresh record never replaces one that exists: a worker may have taken the task and
-  -- written its record first (when the queue lives on another server)
-  local skip = existing(p, batch)
+  -- written its record first (when the queue lives on another server; when the task is
+  -- queued by this same script, no worker can have seen it yet)
+  local skip = queued and {} or existing(p, batch)
   local mset, all, by_name, by_status, moved, expiry = {}, {}, {}, {}, {}, {}
   for i, r in ipairs(batch) do
     local id, status, score, name, ttl, blob = r[1], r[2], r[3], r[4], r[5], r[6]
     local fresh = status == 'pending' and r[7] == 1
     if not (fresh and skip[id]) then
       all[#all + 1] = score; all[#all + 1] = id
-      if fresh then
-        if name ~= '' then add(by_name, name, score, id) end
-      else
-        redis.call('PUBLISH', channel, origin .. '|' .. status .. '|' .. id .. '|' .. blob)
-      end
+      if fresh and name ~= '' then add(by_name, name, score, id) end
       if last[id] == i then
+        if not fresh then  -- announced once per batch, in its last state
+          redis.call('PUBLISH', channel, origin .. '|' .. status .. '|' .. id .. '|' .. blob)
+        end
         local key = p .. ':result:' .. id
         if ttl > 0 then
           redis.call('SET', key, blob, 'EX', ttl)
@@ -164,7 +166,8 @@ end
 
 # ARGV: prefix, channel, origin, queue database ('' when it is this one), this database,
 # the batch as JSON {r = record rows, q = {{queue, rows}}, a = {{queue, {priority, id}}}}
-# with blob fields as [length], and the blobs joined in that order.
+# with blob fields as [length], the blobs joined in that order, and '1' to prune expired
+# index entries (a ttl is set). Returns the ids of queued rows leased to the submitter.
 _WRITE = (
     LUA_NOW
     + LUA_ROWS
@@ -176,20 +179,29 @@ local m = cjson.decode(ARGV[6])
 local pos = fill(m.r, ARGV[7], 1)
 for _, g in ipairs(m.q) do pos = fill(g[2], ARGV[7], pos) end
 if #m.r > 0 then
-  store(p, ARGV[2], ARGV[3], m.r)
-  prune(p, 100)
+  store(p, ARGV[2], ARGV[3], m.r, #m.q > 0)
+  if ARGV[8] == '1' then prune(p, 100) end
 end
+local claimed = {}
 if #m.q + #m.a > 0 then
   if qdb ~= '' then redis.call('SELECT', tonumber(qdb)) end
-  for _, g in ipairs(m.q) do enqueue(g[1], g[2]) end
+  for _, g in ipairs(m.q) do enqueue(g[1], g[2], claimed) end
   for _, g in ipairs(m.a) do ack(g[1], g[2]) end
   if qdb ~= '' then redis.call('SELECT', tonumber(home)) end
 end
-return 1
+return claimed
 """
 )
 
 _PRUNE_SCRIPT = LUA_NOW + LUA_ROWS + _LUA_RECORDS + "return prune(ARGV[1], tonumber(ARGV[2]))\n"
+
+
+def _snapshot(r: TaskResult) -> TaskResult:
+    """A copy of record ``r`` as it is now (the executor goes on changing ``r``)."""
+    return TaskResult(
+        r.task_id, r.status, r.task_name, r.result, r.error, r.submitted_at, r.started_at,
+        r.finished_at, r.retries, r.args, r.kwargs, r.priority, r.error_type, r.traceback,
+    )  # fmt: skip
 
 
 class RedisBackend(BaseResultBackend):
@@ -235,6 +247,7 @@ class RedisBackend(BaseResultBackend):
             "retry_on_timeout": retry_on_timeout,
         }
         self._client: Any = None
+        self._writer: Any = None
         self._scripts: dict[str, Any] = {}
         self._queue_db: str | None = None  # the linked broker's database ('' = this one)
         self._writes = Batcher(self._write, limit=4000)
@@ -253,8 +266,12 @@ class RedisBackend(BaseResultBackend):
         """The shared asyncio client (made on first use)."""
         if self._client is None:
             self._client = connect(self.url, **self._options)
+            # grouped writes go one at a time: on a connection of their own when the pool
+            # has room for one, so no call takes a connection and gives it back
+            many = self._options["max_connections"] >= 2  # type: ignore[operator]
+            self._writer = single_connection(self._client) if many else self._client
             self._scripts = {
-                "write": self._client.register_script(_WRITE),
+                "write": self._writer.register_script(_WRITE),
                 "prune": self._client.register_script(_PRUNE_SCRIPT),
             }
         return self._client
@@ -284,7 +301,8 @@ class RedisBackend(BaseResultBackend):
     async def call(self, what: str, make: Callable[[], Any]) -> Any:
         """Await ``make()`` (a Redis call), riding out outages within the retry budget;
         a key of the wrong type is set aside once and the call made again."""
-        _ = self.client  # made here, so the scripts are registered before make() runs
+        if self._client is None:
+            _ = self.client  # made here, so the scripts are registered before make() runs
         try:
             return await retrying(make, self.retry_budget, self._error(what))
         except BackendError as exc:
@@ -344,7 +362,7 @@ class RedisBackend(BaseResultBackend):
         if result.is_complete:
             await self._writes.add(self._entry(result))
         else:
-            self._writes.add_nowait(self._entry(result))
+            self._writes.add_nowait(("s", _snapshot(result)))
 
     def store_nowait(
         self, task_id: str, result: TaskResult, also: list[tuple[Any, ...]] | None = None
@@ -352,7 +370,8 @@ class RedisBackend(BaseResultBackend):
         """Queue ``result`` for the next grouped write without waiting for it;
         :meth:`written` gives the write's future, :meth:`drain` waits for all. Items in
         ``also`` (e.g. an :meth:`ack_item`) go in the same script call."""
-        entry = self._entry(result)
+        # a record still changing is pickled only if the batch holds no later state of it
+        entry = self._entry(result) if result.is_complete else ("s", _snapshot(result))
         future = self._writes.add_many_nowait([entry, *also] if also else [entry])
         if result.is_complete:
             self._written[task_id] = future
@@ -404,27 +423,46 @@ class RedisBackend(BaseResultBackend):
         return [entry(record) for record in records]
 
     @staticmethod
-    def queue_items(broker: RedisBroker, rows: list[tuple[list, bytes]]) -> list[tuple[Any, ...]]:
-        """Write items that queue ``rows`` (made by ``broker.rows``) on a linked broker."""
+    def queue_items(
+        broker: RedisBroker, rows: list[tuple[list, bytes]], claim: int = 0
+    ) -> list[tuple[Any, ...]]:
+        """Write items that queue ``rows`` (made by ``broker.rows``) on a linked broker.
+
+        The first ``claim`` rows may be leased to this process at once (under
+        ``broker.lease``) when no task waits in the queue: the write's future then
+        carries their ids, and this process must run them.
+        """
         queue = broker.queue_key
-        return [("q", queue, row, blob) for row, blob in rows]
+        items: list[tuple[Any, ...]] = []
+        for i, (row, blob) in enumerate(rows):
+            if i < claim:
+                row = [*row, broker.lease]
+            items.append(("q", queue, row, blob))
+        return items
 
     @staticmethod
     def ack_item(broker: RedisBroker, priority: int, task_id: str) -> tuple[Any, ...]:
         """A write item that acknowledges a finished task on a linked broker."""
         return ("a", broker.queue_key, priority, task_id)
 
-    async def write_entries(self, items: list[tuple[Any, ...]]) -> None:
-        """Write ``items`` now, in one script call, after nothing else."""
-        await self._write(items)
+    async def write_entries(self, items: list[tuple[Any, ...]]) -> list[bytes]:
+        """Write ``items`` now, in one script call, after nothing else; return the ids of
+        queued tasks leased to this process at once (see :meth:`queue_items`)."""
+        return await self._write(items)
 
-    async def _write(self, items: list[tuple[Any, ...]]) -> None:
+    async def _write(self, items: list[tuple[Any, ...]]) -> list[bytes]:
         records: list[list[Any]] = []
         queues: dict[str, list[list[Any]]] = {}
         acks: dict[str, list[Any]] = {}
         record_blobs: list[bytes] = []
         queue_blobs: dict[str, list[bytes]] = {}
-        for item in items:
+        last = {item[1].task_id if item[0] == "s" else item[1][0]: i for i, item in
+                enumerate(items) if item[0] in "rs"}  # fmt: skip
+        for i, item in enumerate(items):
+            if item[0] == "s":
+                if last[item[1].task_id] != i:
+                    continue  # a later state of this record is in the batch
+                item = self._entry(item[1])
             if item[0] == "r":
                 records.append(item[1])
                 record_blobs.append(item[2])
@@ -441,8 +479,10 @@ class RedisBackend(BaseResultBackend):
         if (queues or acks) and self._queue_db is None:
             raise BackendError("queue items were given to a backend not linked to the broker")
         home = str(database_of(self.url)) if self._queue_db else ""
+        prune = "1" if self.ttl else ""
         args = [self.prefix, self.channel, self.origin, self._queue_db or "", home, meta, blobs]
-        await self.call("store", lambda: self._scripts["write"](keys=[], args=args))
+        args.append(prune)
+        return await self.call("store", lambda: self._scripts["write"](keys=[], args=args))
 
     # ------------------------------------------------------------------ reads
     def _load(self, task_id: str, blob: bytes) -> TaskResult:
@@ -746,6 +786,9 @@ class RedisBackend(BaseResultBackend):
                 with contextlib.suppress(BaseException):
                     await job
         self._listener = self._janitor = None
+        if self._writer is not None and self._writer is not self._client:
+            await self._writer.aclose()
+        self._writer = None
         if self._client is not None:
             await self._client.aclose()
             self._client = None

@@ -75,30 +75,38 @@ LUA_NOW = "local t = redis.call('TIME') local now = tonumber(t[1]) + tonumber(t[
 #: Lua functions over one queue ``q`` (its keys are ``q`` plus suffixes), shared with
 #: the result backend's write script, which queues tasks and acknowledges them in the
 #: same script as it stores their records when both live on one server.
-#: ``enqueue(q, rows)``: rows ``{id, priority, due, blob}``; one INCRBY numbers the batch;
-#: one PUBLISH wakes the workers. ``ack(q, pairs)``: ``{priority, id, ...}`` of finished
-#: tasks. Needs ``now`` and ``chunked`` (see :data:`~flowrra.redis_client.LUA_ROWS`).
+#: ``enqueue(q, rows, claimed)``: rows ``{id, priority, due, blob, lease}``; one INCRBY
+#: numbers the batch; one PUBLISH wakes the workers. A row with a lease (seconds) is
+#: leased at once to the process that submits it, which has idle workers, when no task
+#: waits in the queue: its id is added to ``claimed`` and it never waits in the queue.
+#: ``ack(q, pairs)``: ``{priority, id, ...}`` of finished tasks. Needs ``now`` and
+#: ``chunked`` (see :data:`~flowrra.redis_client.LUA_ROWS`).
 LUA_QUEUE = """
 local SLOT = 1099511627776
-local function enqueue(q, batch)
+local function enqueue(q, batch, claimed)
   local n = #batch
   if n == 0 then return 0 end
   local s = redis.call('INCRBY', q .. ':seq', n) - n
-  local payloads, ready, delayed = {}, {}, {}
+  local payloads, ready, delayed, leased = {}, {}, {}, {}
+  local idle = redis.call('ZCARD', q) == 0
   for _, r in ipairs(batch) do
-    local id, pr, due = r[1], r[2], r[3]
+    local id, pr, due, lease = r[1], r[2], r[3], r[5] or 0
     payloads[#payloads + 1] = id; payloads[#payloads + 1] = r[4]
     if due > now then
       delayed[#delayed + 1] = due; delayed[#delayed + 1] = pr .. ':' .. id
+    elseif lease > 0 and idle then
+      leased[#leased + 1] = now + lease; leased[#leased + 1] = pr .. ':' .. id
+      claimed[#claimed + 1] = id
     else
       s = s + 1
       ready[#ready + 1] = pr * SLOT + s; ready[#ready + 1] = id
     end
   end
   chunked('HSET', q .. ':payloads', payloads)
+  chunked('ZADD', q .. ':inflight', leased)
   chunked('ZADD', q, ready)
   chunked('ZADD', q .. ':delayed', delayed)
-  redis.call('PUBLISH', q .. ':wakeup', n)
+  if #ready + #delayed > 0 then redis.call('PUBLISH', q .. ':wakeup', n) end
   return n
 end
 local function ack(q, pairs)

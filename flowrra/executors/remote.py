@@ -85,6 +85,7 @@ class RemoteQueue:
         self._feeder: asyncio.Task[None] | None = None
         self._keeper: LeaseKeeper | None = None
         self._chores: set[asyncio.Task[Any]] = set()
+        self._reserved = 0  # worker slots promised to tasks being submitted here
 
     @property
     def holding(self) -> int:
@@ -124,19 +125,44 @@ class RemoteQueue:
         due = 0.0
         if options is not None and options.delay() > 0:
             due = time.time() + options.delay()
-        sent: list[tuple[asyncio.Future[None], list[TaskResult]]] = []
-        for start in range(0, len(arg_tuples), _CHUNK):
-            records, rows = await self._chunk(
-                spec, arg_tuples[start : start + _CHUNK], priority, options, (digest, due), sent
-            )
-            sent.append((self._send(records, rows), records))
-        ids: list[str] = []
-        for future, records in sent:
-            await future
-            ids.extend(record.task_id for record in records)
-            self.executor.submitted += len(records)
-            self._announce(records)
-        return ids
+        sent: list[tuple[asyncio.Future[Any], list[TaskResult], list[TakenTask], int]] = []
+        try:
+            for start in range(0, len(arg_tuples), _CHUNK):
+                records, items, rows = await self._chunk(
+                    spec, arg_tuples[start : start + _CHUNK], priority, options, (digest, due), sent
+                )
+                claim = self._claimable(len(rows)) if not due else 0
+                sent.append((self._send(records, rows, claim), records, items, claim))
+            ids: list[str] = []
+            for future, records, items, _claim in sent:
+                claimed = await future
+                ids.extend(record.task_id for record in records)
+                self.executor.submitted += len(records)
+                self._announce(records)
+                if claimed:
+                    await self._run_claimed(items, claimed)
+            return ids
+        finally:
+            self._reserved -= sum(claim for *_, claim in sent)
+
+    def _claimable(self, count: int) -> int:
+        """How many of ``count`` new tasks this process's idle workers may take at once."""
+        if self._feeder is None or self._stopping:
+            return 0
+        free = self.holding - len(self.executor._active) - self._reserved
+        claim = max(0, min(count, free))
+        self._reserved += claim
+        return claim
+
+    async def _run_claimed(self, items: list[TakenTask], claimed: list[bytes]) -> None:
+        """Run here the tasks the submit script leased to this process."""
+        mine = set(claimed)
+        taken = [item for item in items if item.task.id.encode() in mine]
+        if self._stopping:
+            await self.broker.nack([item.task for item in taken])
+            return
+        for item in taken:
+            await self._admit(item)
 
     async def _chunk(
         self,
@@ -146,14 +172,15 @@ class RemoteQueue:
         options: SubmitOptions | None,
         where: tuple[str | None, float],
         in_flight: list[Any],
-    ) -> tuple[list[TaskResult], list[Any]]:
-        """Records and broker rows (pickled and signed) for ``pairs``.
+    ) -> tuple[list[TaskResult], list[TakenTask], list[Any]]:
+        """Records, tasks and broker rows (pickled and signed) for ``pairs``.
 
         With a request ``in_flight``, the loop runs every :data:`_PART` tasks: a request
         larger than the socket buffer goes out only as the loop writes the rest of it.
         """
         digest, due = where
         records: list[TaskResult] = []
+        items: list[TakenTask] = []
         rows: list[Any] = []
         for part in range(0, len(pairs), _PART):
             if in_flight:
@@ -162,15 +189,19 @@ class RemoteQueue:
             for args, kwargs in pairs[part : part + _PART]:
                 task, record = _new_task(spec, args, kwargs, priority, options)
                 records.append(record)
-                pushes.append((task, _stamp(record.submitted_at), digest, due))
+                stamp = _stamp(record.submitted_at)
+                items.append(TakenTask(task, stamp, digest))
+                pushes.append((task, stamp, digest, due))
             rows += self.broker.rows(pushes)
-        return records, rows
+        return records, items, rows
 
-    def _send(self, records: list[TaskResult], rows: list[Any]) -> asyncio.Future[None]:
-        """Write ``records`` and queue ``rows``: one script on one server."""
+    def _send(self, records: list[TaskResult], rows: list[Any], claim: int) -> asyncio.Future[Any]:
+        """Write ``records`` and queue ``rows``: one script on one server. The first
+        ``claim`` rows may be leased to this process at once (the future gives their ids)."""
         backend = self.linked
         if backend is not None:
-            return backend.send(backend.entries(records) + backend.queue_items(self.broker, rows))
+            queued = backend.queue_items(self.broker, rows, claim)
+            return backend.send(backend.entries(records) + queued)
         entries = getattr(self.executor.results, "entries", None)
         # pickled now, so an argument that cannot be is refused before anything is sent
         made = entries(records) if entries is not None else None
