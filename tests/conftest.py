@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 
 from flowrra import Config, ExecutorConfig, Flowrra
+
+from .redis_server import RedisServer, serve
+from .services import REDIS_URL, require_redis
 
 
 @pytest.fixture
@@ -33,3 +38,24 @@ class EventLog:
 @pytest.fixture
 def event_log() -> EventLog:
     return EventLog()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of the test's own on a free port (see tests/redis_server.py)."""
+    yield from serve(tmp_path)
+
+
+@pytest.fixture
+async def prefix() -> AsyncIterator[str]:
+    """A fresh key prefix on the test Redis; every key under it is deleted after."""
+    require_redis()
+    name = f"flowrra-test-{uuid.uuid4().hex[:10]}"
+    yield name
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(REDIS_URL)
+    keys = [k async for k in client.scan_iter(f"{name}*")]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 
 from flowrra import BackendConfig, BrokerConfig, Config, ExecutorConfig, Flowrra
 
@@ -20,8 +21,22 @@ def cube(x: int) -> int:
     return x**3
 
 
+async def hog(path: str, seconds: float) -> int:
+    """Blocks the event loop (as a careless task does) and counts its runs in ``path``."""
+    with open(path, "a") as log:
+        log.write("run\n")
+    time.sleep(seconds)
+    return 1
+
+
+async def quit_now(code: int) -> None:
+    """Raises SystemExit inside a task: the worker must survive it."""
+    raise SystemExit(code)
+
+
 def make_app(prefix: str = PREFIX, url: str = URL, secret: str | None = None) -> Flowrra:
-    """An app on Redis whose keys all live under ``prefix``, with ``nap`` and ``cube``."""
+    """An app on Redis whose keys all live under ``prefix``, with ``nap``, ``cube``,
+    ``hog`` and ``quit_now``."""
     app = Flowrra(
         Config(
             broker=BrokerConfig(url, queue_key=f"{prefix}:queue"),
@@ -32,6 +47,8 @@ def make_app(prefix: str = PREFIX, url: str = URL, secret: str | None = None) ->
     )
     app.task(max_retries=0)(nap)
     app.task(cpu_bound=True)(cube)
+    app.task(max_retries=0)(hog)
+    app.task(max_retries=0)(quit_now)
     return app
 
 

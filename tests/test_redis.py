@@ -7,8 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,24 +17,10 @@ from flowrra.serialization import Signer
 from flowrra.task import Task
 
 from . import redis_app
-from .services import REDIS_URL, require_redis
+from .services import REDIS_URL
 
 SECRET = "test-secret-0123456789abcdef"
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-async def prefix() -> AsyncIterator[str]:
-    require_redis()
-    name = f"flowrra-test-{uuid.uuid4().hex[:10]}"
-    yield name
-    import redis.asyncio as aioredis
-
-    client = aioredis.from_url(REDIS_URL)
-    keys = [k async for k in client.scan_iter(f"{name}*")]
-    if keys:
-        await client.delete(*keys)
-    await client.aclose()
 
 
 def app_for(prefix: str) -> Flowrra:

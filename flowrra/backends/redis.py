@@ -51,7 +51,7 @@ from flowrra.redis_client import (
     split_options,
     unreachable,
 )
-from flowrra.serialization import Signer
+from flowrra.serialization import Signer, signer_for
 from flowrra.task import TaskResult, TaskStatus
 
 __all__ = ["RedisBackend"]
@@ -285,11 +285,10 @@ class RedisBackend(BaseResultBackend):
         return f"{self.prefix}:events"
 
     def _signer(self) -> Signer:
+        """The signer set by the app, else one for ``FLOWRRA_SECRET_KEY``, else one made
+        for this process (good for its own workers only)."""
         if self.signer is None:
-            raise BackendError(
-                "The Redis backend has no secret key to sign records with: set "
-                "FLOWRRA_SECRET_KEY or Config(secret_key=...)"
-            )
+            self.signer = signer_for(None)[0]
         return self.signer
 
     def _error(self, what: str) -> Callable[[BaseException], BackendError]:

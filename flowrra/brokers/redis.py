@@ -47,7 +47,7 @@ from flowrra.redis_client import (
     retrying,
     unreachable,
 )
-from flowrra.serialization import Signer, digest_of
+from flowrra.serialization import Signer, digest_of, signer_for
 from flowrra.task import Task
 
 __all__ = [
@@ -351,11 +351,10 @@ class RedisBroker(BaseBroker):
             raise BrokerError(unreachable("broker", self.url, exc)) from exc
 
     def _signer(self) -> Signer:
+        """The signer set by the app, else one for ``FLOWRRA_SECRET_KEY``, else one made
+        for this process (good for its own workers only)."""
         if self.signer is None:
-            raise BrokerError(
-                "The Redis broker has no secret key to sign payloads with: set "
-                "FLOWRRA_SECRET_KEY or Config(secret_key=...)"
-            )
+            self.signer = signer_for(None)[0]
         return self.signer
 
     def _error(self, what: str) -> Any:
@@ -625,10 +624,29 @@ class RedisBroker(BaseBroker):
         )
         if blob is None:
             raise BrokerError(f"Function {digest} was not found in {self.keys['functions']}")
-        data = self._signer().verify(blob, digest.encode())
-        if digest_of(data) != digest:
-            raise SignatureError(f"function {digest}: its bytes do not have that digest")
+        try:
+            data = self._signer().verify(blob, digest.encode())
+            if digest_of(data) != digest:
+                raise SignatureError(f"function {digest}: its bytes do not have that digest")
+        except SignatureError as exc:
+            await self._set_function_aside(digest, blob, exc)
+            raise
         return data
+
+    async def _set_function_aside(self, digest: str, blob: bytes, reason: Exception) -> None:
+        logger.error(
+            "Function %s in %s failed verification (%s): moved to %s",
+            digest, self.keys["functions"], reason, self.keys["dead"],
+        )  # fmt: skip
+        k = self.keys
+
+        async def move() -> None:
+            pipe = self.client.pipeline(transaction=True)
+            pipe.rpush(k["dead"], blob).ltrim(k["dead"], -DEAD_LETTER_CAP, -1)
+            pipe.hdel(k["functions"], digest)
+            await pipe.execute()
+
+        await self.call("dead-letter", move)
 
     # ----------------------------------------------------------------- misc
     async def size(self) -> int:

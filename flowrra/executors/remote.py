@@ -278,7 +278,7 @@ class RemoteQueue:
                     await self.broker.nack([item.task for item in taken.tasks])
                     return
                 await self._receive(taken)
-                if not taken.tasks:
+                if len(taken.tasks) < free:  # the queue ran dry: wait for a wake-up
                     await self.broker.wait(min(taken.wake or 60.0, 60.0))
                 delay = 0.05
             except FlowrraError as exc:

@@ -1,0 +1,185 @@
+"""Redis is shared ground: garbage, swapped values and a wrong secret written into
+flowrra's keys never stop a worker and never make it run what was not submitted."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from flowrra import Flowrra, TaskStatus
+from flowrra.exceptions import SignatureError
+
+from . import redis_app
+from .services import REDIS_URL
+
+SECRET = "hostile-secret-0123456789abcdef"
+
+
+def app_for(prefix: str, secret: str | None = SECRET) -> Flowrra:
+    return redis_app.make_app(prefix, REDIS_URL, secret)
+
+
+async def until(check: Callable[[], Awaitable[bool]], seconds: float = 10.0) -> None:
+    """Wait for ``check()`` to hold (a condition, with a deadline that fails clearly)."""
+    deadline = time.monotonic() + seconds
+    while not await check():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.02)
+
+
+async def test_malformed_members_are_set_aside_and_workers_go_on(
+    prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = app_for(prefix)
+    broker = app.io_executor.broker
+    await app.start()
+    client = broker.client
+    await client.zadd(broker.keys["inflight"], {"no-separator": 0, "x:not-a-priority": 0})
+    await client.zadd(broker.keys["delayed"], {"garbage": 0})
+    await client.zadd(broker.keys["queue"], {"ghost-id": 0})  # queued, no payload
+    record = await app.wait_for_result(await app.submit("nap", 1, 0.0), timeout=10)
+    assert record.result == 1
+
+    async def three_dead() -> bool:
+        return await client.llen(broker.keys["dead"]) == 3
+
+    await until(three_dead)
+    await app.stop()
+    assert "malformed entry" in caplog.text and "without a payload" in caplog.text
+    assert await client.zcard(broker.keys["inflight"]) == 0
+    await broker.close()
+
+
+async def test_keys_of_the_wrong_type_are_renamed_and_workers_go_on(
+    prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = app_for(prefix)
+    broker, backend = app.io_executor.broker, app.results_backend
+    await broker.client.set(broker.keys["inflight"], "not a sorted set")
+    await broker.client.set(broker.keys["payloads"], "not a hash")
+    await broker.client.set(f"{backend.prefix}:status:success", "not a sorted set")
+    async with app:
+        record = await app.wait_for_result(await app.submit("nap", 2, 0.0), timeout=10)
+        listed = await app.list_results(status="success")
+    assert record.result == 2 and [r.task_id for r in listed] == [record.task_id]
+    client = broker.client
+    assert await client.get(f"{broker.keys['inflight']}:corrupt") == b"not a sorted set"
+    assert await client.get(f"{backend.prefix}:status:success:corrupt") == b"not a sorted set"
+    assert "renamed to" in caplog.text
+    await broker.close()
+
+
+async def test_a_task_whose_payload_was_removed_ends_failed(prefix: str) -> None:
+    submitter = app_for(prefix)
+    await submitter.start(workers=False)
+    broker = submitter.io_executor.broker
+    task_id = await submitter.submit("nap", 1, 0.0)
+    await broker.client.hdel(broker.keys["payloads"], task_id)
+    worker = app_for(prefix)
+    async with worker:
+        record = await submitter.wait_for_result(task_id, timeout=10)
+    await submitter.stop()
+    assert record.status is TaskStatus.FAILED and "missing" in (record.error or "")
+
+
+def greeter(greeting: str) -> Callable[[str], Awaitable[str]]:
+    async def greet(name: str) -> str:  # a closure: shipped by value, as from a notebook
+        return f"{greeting}, {name}"
+
+    return greet
+
+
+async def test_a_function_copied_onto_another_digest_is_refused(prefix: str) -> None:
+    submitter = app_for(prefix)
+    greet, shout = greeter("hello"), greeter("HEY")
+    submitter.task(name="greet", max_retries=0)(greet)
+    submitter.task(name="shout", max_retries=0)(shout)
+    await submitter.start(workers=False)
+    shout_id = await submitter.submit("shout", "bob")
+    greet_id = await submitter.submit("greet", "alice")
+    remote = submitter.io_executor._remote
+    assert remote is not None
+    functions = submitter.io_executor.broker.keys["functions"]
+    client = submitter.io_executor.broker.client
+    # someone with write access but no secret copies shout's signed blob onto greet
+    shout_blob = await client.hget(functions, remote._digests[shout])
+    await client.hset(functions, remote._digests[greet], shout_blob)
+    worker = app_for(prefix)  # another app: it has no function loaded yet
+    async with worker:
+        shouted = await submitter.wait_for_result(shout_id, timeout=10)
+        greeted = await submitter.wait_for_result(greet_id, timeout=10)
+    await submitter.stop()
+    assert shouted.result == "HEY, bob"
+    assert greeted.status is TaskStatus.FAILED and greeted.result is None
+    assert greeted.error_type == "SignatureError"
+    assert await client.hget(functions, remote._digests[greet]) is None  # set aside
+    assert await client.llen(submitter.io_executor.broker.keys["dead"]) == 1
+    await worker.io_executor.broker.close()
+
+
+async def test_a_record_copied_onto_another_id_is_refused(prefix: str) -> None:
+    app = app_for(prefix)
+    async with app:
+        first = await app.submit("nap", 1, 0.0)
+        second = await app.submit("nap", 2, 0.0)
+        for task_id in (first, second):
+            await app.wait_for_result(task_id, timeout=10)
+        backend = app.results_backend
+        blob = await backend.client.get(f"{backend.prefix}:result:{first}")
+        await backend.client.set(f"{backend.prefix}:result:{second}", blob)
+        with pytest.raises(SignatureError, match="failed its signature check"):
+            await app.get_result(second)
+        listed = await app.list_results()
+        assert [r.task_id for r in listed] == [first]
+        assert await backend.client.llen(f"{backend.prefix}:dead") >= 1
+
+
+async def test_a_worker_with_another_secret_fails_the_task_within_seconds(prefix: str) -> None:
+    submitter = app_for(prefix)
+    await submitter.start(workers=False)
+    task_id = await submitter.submit("nap", 1, 0.0)
+    worker = app_for(prefix, secret="another-secret-9876543210fedcba")
+    started = time.monotonic()
+    async with worker:
+        record = await submitter.wait_for_result(task_id, timeout=10)
+    await submitter.stop()
+    assert time.monotonic() - started < 5
+    assert record.status is TaskStatus.FAILED and record.error_type == "SignatureError"
+    assert "FLOWRRA_SECRET_KEY" in (record.error or "")
+    counts = await submitter.io_executor.broker.counts()
+    assert counts["dead"] == 1 and counts["queued"] == counts["inflight"] == 0
+    await submitter.io_executor.broker.close()
+
+
+async def test_a_forged_dead_letter_notice_does_not_fail_a_queued_task(prefix: str) -> None:
+    submitter = app_for(prefix)
+    await submitter.start(workers=False)
+    task_id = await submitter.submit("nap", 1, 0.0)
+    backend = submitter.results_backend
+    await backend.announce_dead_letter(task_id, "forged")  # anyone can publish this
+    await submitter.stop()  # waits for the notice's handling to end
+    record = await submitter.get_result(task_id)
+    assert record is not None and record.status is TaskStatus.PENDING
+    await backend.close()
+
+
+async def test_submit_only_with_a_generated_secret_warns(
+    prefix: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("FLOWRRA_SECRET_KEY", raising=False)
+    app = app_for(prefix, secret=None)
+    await app.start(workers=False)
+    await app.stop()
+    assert "workers in other processes cannot verify its tasks" in caplog.text
+
+
+def test_a_password_in_the_query_is_hidden_everywhere() -> None:
+    app = Flowrra.from_urls(
+        broker="redis://127.0.0.1:1/0?password=hunter2secret",
+        backend="redis://127.0.0.1:1/1?password=hunter2secret",
+    )
+    shown = " ".join([repr(app.io_executor.broker), repr(app.results_backend), repr(app.config)])
+    assert "hunter2secret" not in shown and "password=***" in shown
