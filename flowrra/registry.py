@@ -74,6 +74,10 @@ class TaskRegistry:
         self.strict_cpu_checks = strict_cpu_checks
         self._tasks: dict[str, Callable[..., Any]] = {}
         self._specs: dict[str, TaskSpec] = {}
+        # id(function) -> the name it has in *this* registry: the same function may be
+        # registered in several apps under different names (the registry keeps the
+        # function alive, so its id stays its own)
+        self._names: dict[int, str] = {}
 
     def task(
         self,
@@ -163,6 +167,28 @@ class TaskRegistry:
                 break
         self._tasks[task_name] = func
         self._specs[task_name] = spec
+        self._names[id(func)] = task_name
+        return spec
+
+    def name_of(self, func: Callable[..., Any]) -> str:
+        """The name ``func`` is registered under in this registry.
+
+        A function registered in two apps under two names has a name in each; the
+        ``task_name`` attribute stamped on it (0.1.8's) only tells the latest. For a
+        function this registry does not know, its ``task_name`` or its own name.
+        """
+        name = self._names.get(id(func))
+        if name is not None and self._tasks.get(name) is func:
+            return name
+        return task_name_of(func)
+
+    def spec_for(self, task: Callable[..., Any] | str) -> TaskSpec:
+        """The :class:`TaskSpec` of a registered function or name; TaskNotFoundError if
+        ``task`` is not registered here (a function must be the registered one)."""
+        name = task if isinstance(task, str) else self.name_of(task)
+        spec = self._specs.get(name)
+        if spec is None or (not isinstance(task, str) and spec.func is not task):
+            raise TaskNotFoundError(name)
         return spec
 
     def get(self, name: str) -> Callable[..., Any] | None:
@@ -198,7 +224,16 @@ class TaskRegistry:
     def unregister(self, name: str) -> bool:
         """Remove the task ``name``; True if it was registered."""
         self._specs.pop(name, None)
-        return self._tasks.pop(name, None) is not None
+        func = self._tasks.pop(name, None)
+        if func is None:
+            return False
+        if self._names.get(id(func)) == name:
+            del self._names[id(func)]
+            for other, registered in self._tasks.items():  # another name of the same function
+                if registered is func:
+                    self._names[id(func)] = other
+                    break
+        return True
 
     def __len__(self) -> int:
         return len(self._tasks)

@@ -33,7 +33,7 @@ from flowrra.exceptions import (
     SerializationError,
     TaskNotFoundError,
 )
-from flowrra.registry import TaskRegistry, TaskSpec, task_name_of
+from flowrra.registry import TaskRegistry, TaskSpec
 from flowrra.serialization import signer_for
 from flowrra.task import Task, TaskResult, TaskStatus, new_task_id
 
@@ -231,7 +231,7 @@ class BaseTaskExecutor(ABC):
         )
 
     def _spec_for(self, task: Callable[..., Any] | str) -> TaskSpec:
-        name = task if isinstance(task, str) else task_name_of(task)
+        name = task if isinstance(task, str) else self.registry.name_of(task)
         spec = self.registry._specs.get(name)
         if spec is None or (not isinstance(task, str) and spec.func is not task):
             raise TaskNotFoundError(name)
