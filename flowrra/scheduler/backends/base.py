@@ -24,7 +24,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, ClassVar, Protocol
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from flowrra.clock import utcnow
 from flowrra.exceptions import ConfigError
@@ -49,6 +49,7 @@ __all__ = [
     "check_table_prefix",
     "option_int",
     "option_seconds",
+    "query_password",
     "redact_url",
 ]
 
@@ -84,17 +85,37 @@ _DATETIMES = ("next_run_at", "last_run_at", "created_at", "updated_at", "lease_u
 _RUN_COLUMNS = ("schedule_id", "due_at", "fired_at", "task_id", "outcome", "error", "scheduler")
 
 
+#: Query parameters that carry a password (asyncpg reads ``password`` and ``sslpassword``).
+SECRET_QUERY_KEYS = frozenset({"password", "passwd", "sslpassword"})
+
+
+def query_password(url: str) -> str | None:
+    """The password given as a ``?password=`` query parameter of ``url``, or None."""
+    for key, value in parse_qsl(url.partition("?")[2], keep_blank_values=True):
+        if key.lower() in SECRET_QUERY_KEYS and value:
+            return value
+    return None
+
+
 def redact_url(url: str) -> str:
-    """``url`` with its password replaced by ``***`` (for messages and reprs)."""
+    """``url`` with every password replaced by ``***``: the user part's
+    (``postgresql://user:pw@host``) and ``?password=`` (or ``sslpassword``) query
+    parameters. Safe for messages, reprs and logs."""
+    base, sep, query = url.partition("?")
     try:
-        parts = urlsplit(url)
+        parts = urlsplit(base)
+        has_password = parts.password is not None
     except ValueError:
         return "<unparseable URL>"
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)
-    user = netloc[0].split(":", 1)[0]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
+    if has_password:
+        netloc = parts.netloc.rsplit("@", 1)
+        user = netloc[0].split(":", 1)[0]
+        base = urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
+    pairs = parse_qsl(query, keep_blank_values=True)
+    if any(key.lower() in SECRET_QUERY_KEYS for key, _ in pairs):
+        hidden = [(k, "***" if k.lower() in SECRET_QUERY_KEYS else v) for k, v in pairs]
+        query = urlencode(hidden, safe="*")
+    return f"{base}{sep}{query}"
 
 
 def check_table_prefix(prefix: object) -> str:
@@ -796,6 +817,8 @@ class PooledSQLSchedulerBackend(SQLSchedulerBackend):
         one is invalid. The pool opens on first use."""
         self.url = url
         self._password = password
+        given = [p for p in (password, query_password(url)) if p]
+        self._secrets = sorted({*given, *map(unquote, given)}, key=len, reverse=True)
         self.pool_min_size = option_int(options.get("pool_min_size", 1), "pool_min_size", 0)
         self.pool_max_size = option_int(options.get("pool_max_size", 10), "pool_max_size", 1)
         self.connect_timeout = option_seconds(
@@ -811,7 +834,9 @@ class PooledSQLSchedulerBackend(SQLSchedulerBackend):
         return redact_url(self.url)
 
     def _scrub(self, text: str) -> str:
-        return text.replace(self._password, "***") if self._password else text
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
 
     def _abandon(self) -> None:
         pool, self._pool = self._pool, None

@@ -21,7 +21,12 @@ import aiosqlite
 
 from flowrra.clock import UTC
 from flowrra.exceptions import ConfigError
-from flowrra.scheduler.backends.base import COLUMNS, DEFAULT_TABLE_PREFIX, SQLSchedulerBackend
+from flowrra.scheduler.backends.base import (
+    COLUMNS,
+    DEFAULT_TABLE_PREFIX,
+    SQLSchedulerBackend,
+    redact_url,
+)
 
 __all__ = ["DEFAULT_DATABASE_PATH", "SQLiteSchedulerBackend"]
 
@@ -99,14 +104,15 @@ class SQLiteSchedulerBackend(SQLSchedulerBackend):
         if parts.netloc:
             raise ConfigError(
                 f"SQLite URLs have no host: use sqlite:///relative.db or "
-                f"sqlite:////absolute/path.db, got {url!r}"
+                f"sqlite:////absolute/path.db, got {redact_url(url)!r}"
             )
         path = parts.path[1:] if parts.path.startswith("/") else parts.path
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
         unknown = set(query) - {"table_prefix", "timeout"}
         if unknown:
             raise ConfigError(
-                f"Unknown option(s) {', '.join(sorted(unknown))} in {url!r}; SQLite URLs take "
+                f"Unknown option(s) {', '.join(sorted(unknown))} in {redact_url(url)!r}; SQLite "
+                "URLs take "
                 "table_prefix and timeout"
             )
         settings: dict[str, Any] = {}
@@ -239,4 +245,4 @@ def _number(raw: str, name: str, url: str) -> float:
     try:
         return float(raw)
     except ValueError:
-        raise ConfigError(f"{name} in {url!r} must be a number, got {raw!r}") from None
+        raise ConfigError(f"{name} in {redact_url(url)!r} must be a number, got {raw!r}") from None
