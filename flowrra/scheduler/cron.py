@@ -118,8 +118,55 @@ def _normalise(expression: object) -> str:
     return text
 
 
+_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+_NAMES: dict[int, dict[str, int]] = {
+    3: {name: number for number, name in enumerate(_MONTHS, 1)},
+    4: {name: number for number, name in enumerate(_DAYS)},
+}
+
+
+def _bound(text: str, index: int) -> int | None:
+    """A range end as a number (names allowed in the month and day-of-week fields)."""
+    if text.isdigit():
+        return int(text)
+    return _NAMES.get(index, {}).get(text.lower())
+
+
+def _reversed_range(value: str, index: int) -> tuple[str, str] | None:
+    """The first range ``a-b`` (as written) in a field with ``a`` after ``b``, or None. In the
+    day-of-week field an end of 0 or ``sun`` means Sunday as 7 (``sat-sun`` is fine)."""
+    for part in value.split(","):
+        start, dash, end = part.split("/", 1)[0].partition("-")
+        first, last = _bound(start, index), _bound(end, index)
+        if not dash or first is None or last is None:
+            continue  # not a range, or croniter reports what does not parse
+        if index == 4 and last == 0:
+            last = 7
+        if first > last:
+            return start, end
+    return None
+
+
+def _check_ranges(five: str, original: str) -> None:
+    """croniter wraps a reversed range (``10-5`` as 10-59 and 0-5); standard cron and
+    flowrra 0.1.8 reject it, and so do we, saying how to write what was meant."""
+    for index, (value, name) in enumerate(zip(five.split(" "), _FIELD_NAMES, strict=True)):
+        found = _reversed_range(value, index)
+        if found is None:
+            continue
+        first, last = found
+        low, high = _RANGES[index]
+        raise ScheduleError(
+            f"Invalid cron expression {original!r}: {name} field: range {first}-{last} is "
+            f"reversed (its start is after its end); write {last}-{first}, or "
+            f"{first}-{high},{low}-{last} to wrap around"
+        )
+
+
 def _check(expression: str, original: str) -> None:
     five = MACROS.get(expression, expression)
+    _check_ranges(five, original)
     if not croniter.is_valid(five):
         for value, name, (low, high) in zip(five.split(" "), _FIELD_NAMES, _RANGES, strict=True):
             if not croniter.is_valid(" ".join("*" if f != name else value for f in _FIELD_NAMES)):

@@ -26,6 +26,7 @@ import asyncio
 import inspect
 import json
 import logging
+import math
 import os
 import secrets
 import socket
@@ -63,6 +64,7 @@ __all__ = ["RunPlan", "Scheduler", "SubmitTask", "plan_runs"]
 logger = logging.getLogger("flowrra.scheduler")
 
 _MAX_ID_LENGTH = 191
+_MAX_INTERVAL = 1000 * 365 * 86_400.0  # seconds; far below datetime's range
 _PRUNE_EVERY = 30.0  # seconds between trims of the run history
 _STOP_TIMEOUT = 10.0  # seconds stop() lets a firing finish before cancelling it
 _REQUIRES = (
@@ -166,13 +168,28 @@ def _seconds_text(seconds: float) -> str:
     return str(int(seconds)) if seconds == int(seconds) else repr(seconds)
 
 
+def _not_finite(value: object) -> bool:
+    """True for a float inf or nan (an int is always finite, however large)."""
+    return isinstance(value, float) and not math.isfinite(value)
+
+
 def _interval_seconds(interval: object) -> float:
     try:
         seconds = as_seconds(interval, "interval")  # type: ignore[arg-type]
     except TypeError as exc:
         raise ScheduleError(str(exc)) from None
+    except OverflowError:  # an int too large for a float
+        seconds = math.inf if interval > 0 else -math.inf  # type: ignore[operator]
+    if math.isnan(seconds) or (math.isinf(seconds) and not isinstance(interval, int)):
+        raise ScheduleError(
+            f"Interval must be a finite number of seconds (or a timedelta), got {interval!r}"
+        )
     if not seconds > 0:
         raise ScheduleError(f"Interval must be positive, got {interval!r}")
+    if seconds > _MAX_INTERVAL:
+        raise ScheduleError(
+            f"Interval must be at most {_MAX_INTERVAL:.0f} seconds (1000 years), got {interval!r}"
+        )
     if round(seconds * 1_000_000) < 1:
         raise ScheduleError(f"Interval must be at least one microsecond, got {interval!r}")
     return seconds
@@ -182,8 +199,8 @@ def _check_number(value: object, name: str, *, positive: bool = False, whole: bo
     kinds: tuple[type, ...] = (int,) if whole else (int, float)
     if value is None:
         return
-    if isinstance(value, bool) or not isinstance(value, kinds):
-        kind = "a whole number" if whole else "a number"
+    if isinstance(value, bool) or not isinstance(value, kinds) or _not_finite(value):
+        kind = "a whole number" if whole else "a finite number"
         raise ScheduleError(f"{name} must be {kind} or None, got {value!r}")
     if value < 0 or (positive and value == 0):
         raise ScheduleError(f"{name} must be {'> 0' if positive else '>= 0'}, got {value!r}")
@@ -268,8 +285,13 @@ def _check_id(task_id: str | None, schedule_id: str | None) -> str:
 
 
 def _positive(value: object, name: str, *, zero: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise ConfigError(f"{name} must be a number >= 0, got {value!r}")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or _not_finite(value)
+        or value < 0
+    ):
+        raise ConfigError(f"{name} must be a finite number >= 0, got {value!r}")
     if value == 0 and not zero:
         raise ConfigError(f"{name} must be positive, got {value!r}")
     return float(value)
