@@ -20,7 +20,7 @@ import asyncio
 import json
 import re
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, ClassVar, Protocol
@@ -340,6 +340,7 @@ class SQLSchedulerBackend(BaseSchedulerBackend):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ready_lock: asyncio.Lock | None = None
         self._ready = False
+        self._closer: asyncio.Task[None] | None = None
         self._cols = ", ".join(COLUMNS)
 
     # ------------------------------------------------------- dialect interface
@@ -408,6 +409,7 @@ class SQLSchedulerBackend(BaseSchedulerBackend):
         loop = asyncio.get_running_loop()
         if self._loop is not loop:
             if self._loop is not None:
+                self._drop_closer()
                 self._abandon()
             self._loop, self._ready_lock, self._ready = loop, asyncio.Lock(), False
         if self._ready:
@@ -420,12 +422,40 @@ class SQLSchedulerBackend(BaseSchedulerBackend):
                 await self._connect()
             except (*self._driver_errors, TimeoutError) as exc:
                 raise self._fail(exc, "Connecting to") from exc
+            self._close_with(loop)
             try:
-                async with self._session(True) as db:
-                    await self._create_tables(db)
+                await self._when_free(self._create_all_tables)
             except self._driver_errors as exc:
                 raise self._fail(exc, "Creating the tables of") from exc
             self._ready = True
+
+    async def _create_all_tables(self) -> None:
+        async with self._session(True) as db:
+            await self._create_tables(db)
+
+    async def _when_free(self, attempt: Callable[[], Awaitable[Any]]) -> None:
+        """Run ``attempt``; a dialect whose database may be briefly busy (SQLite) retries."""
+        await attempt()
+
+    def _close_with(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Close the connections on ``loop`` when it shuts down, if nobody did before.
+
+        A connection belongs to the loop that opened it. A backend used after its
+        scheduler stopped (``list_runs`` in a script's last lines, say) reopens them;
+        ``asyncio.run`` cancels every task before closing its loop, so this watcher
+        closes them there, on their own loop, instead of the driver failing later in
+        ``__del__`` with "Event loop is closed".
+        """
+        if self._closer is None or self._closer.get_loop() is not loop:
+            self._closer = loop.create_task(self._close_at_loop_end(), name="flowrra-db-closer")
+
+    async def _close_at_loop_end(self) -> None:
+        try:
+            await asyncio.get_running_loop().create_future()  # until cancelled
+        finally:
+            if self._closer is asyncio.current_task():
+                self._closer = None
+                await self._close_here()
 
     @asynccontextmanager
     async def _db(self, transaction: bool = False) -> AsyncIterator[Session]:
@@ -444,6 +474,22 @@ class SQLSchedulerBackend(BaseSchedulerBackend):
 
     async def close(self) -> None:
         """Close the connections; the next call reconnects."""
+        self._drop_closer()
+        await self._close_here()
+
+    def _drop_closer(self) -> None:
+        """Stop watching for the end of the connections' loop (from any thread)."""
+        closer, self._closer = self._closer, None
+        if closer is None or closer.done():
+            return
+        home = closer.get_loop()
+        if home is asyncio.get_running_loop():
+            closer.cancel()
+        elif not home.is_closed():
+            home.call_soon_threadsafe(closer.cancel)
+
+    async def _close_here(self) -> None:
+        """Close the connections: on their loop, or drop them if they belong to another."""
         if self._loop is not None and self._loop is not asyncio.get_running_loop():
             self._abandon()
         else:

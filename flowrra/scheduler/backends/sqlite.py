@@ -8,9 +8,12 @@ WAL mode, so readers do not wait for writers.
 from __future__ import annotations
 
 import asyncio
+import functools
+import logging
+import random
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
@@ -30,10 +33,13 @@ from flowrra.scheduler.backends.base import (
 
 __all__ = ["DEFAULT_DATABASE_PATH", "SQLiteSchedulerBackend"]
 
+logger = logging.getLogger("flowrra.scheduler")
+
 #: Where schedules live when no URL is given.
 DEFAULT_DATABASE_PATH = ".flowrra_schedule.db"
 _MEMORY = ":memory:"
 _FORMAT = "%Y-%m-%d %H:%M:%S.%f"  # fixed width, UTC: text order is time order
+_FIRST_PAUSE, _MAX_PAUSE = 0.002, 0.1  # seconds between tries on a locked database
 
 
 class _Session:
@@ -201,11 +207,38 @@ class SQLiteSchedulerBackend(SQLSchedulerBackend):
             conn.row_factory = sqlite3.Row
             await conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
             if not self.is_memory:
-                await conn.execute("PRAGMA journal_mode = WAL")
+                await self._when_free(functools.partial(_pragma, conn, "journal_mode = WAL"))
         except BaseException:
             await conn.close()
             raise
         self._conn = conn
+
+    async def _when_free(self, attempt: Callable[[], Awaitable[Any]]) -> None:
+        """Run ``attempt``, again while the database is locked, for at most ``timeout``.
+
+        SQLite waits for a lock (``busy_timeout``) except where waiting could deadlock:
+        then it fails at once with "database is locked". Schedulers starting together on
+        a fresh file hit that when they switch it to WAL, so the switch and the table
+        creation are retried, with short growing pauses, within the lock timeout.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
+        pause = _FIRST_PAUSE
+        while True:
+            try:
+                await attempt()
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                if loop.time() + pause > deadline:
+                    raise sqlite3.OperationalError(
+                        f"database is locked: another process held it for longer than the "
+                        f"lock timeout ({self.timeout:g}s); raise it with ?timeout= in the URL"
+                    ) from exc
+            logger.debug("SQLite database %s is locked; trying again", self.database_path)
+            await asyncio.sleep(pause * (0.5 + random.random()))
+            pause = min(pause * 2, _MAX_PAUSE)
 
     async def _disconnect(self) -> None:
         conn, self._conn = self._conn, None
@@ -217,7 +250,7 @@ class SQLiteSchedulerBackend(SQLSchedulerBackend):
             self._snapshot = keep
         await conn.close()
 
-    async def close(self) -> None:
+    async def _close_here(self) -> None:
         """Close the connection (from any event loop); the next call reopens it."""
         await self._disconnect()
         self._ready = False
@@ -239,6 +272,11 @@ class SQLiteSchedulerBackend(SQLSchedulerBackend):
                 await conn.execute("ROLLBACK")
                 raise
             await conn.execute("COMMIT")
+
+
+async def _pragma(conn: aiosqlite.Connection, pragma: str) -> None:
+    cursor = await conn.execute(f"PRAGMA {pragma}")
+    await cursor.close()
 
 
 def _number(raw: str, name: str, url: str) -> float:
