@@ -256,6 +256,11 @@ class RedisBackend(BaseResultBackend):
         self._janitor: asyncio.Task[None] | None = None
         self._subscribed: asyncio.Event | None = None
         self._recent: OrderedDict[str, bytes] = OrderedDict()
+        # ids whose fresh record this backend wrote while subscribed (value: the
+        # subscription's generation): every later state of them reaches the subscription,
+        # so a wait for one needs no read
+        self._fresh: OrderedDict[str, int] = OrderedDict()
+        self._generation = 0
         self._written: dict[str, asyncio.Future[None]] = {}
 
     def __repr__(self) -> str:
@@ -481,7 +486,17 @@ class RedisBackend(BaseResultBackend):
         prune = "1" if self.ttl else ""
         args = [self.prefix, self.channel, self.origin, self._queue_db or "", home, meta, blobs]
         args.append(prune)
-        return await self.call("store", lambda: self._scripts["write"](keys=[], args=args))
+        subscribed = self._subscribed is not None and self._subscribed.is_set()
+        generation = self._generation
+        claimed = await self.call("store", lambda: self._scripts["write"](keys=[], args=args))
+        if subscribed and generation == self._generation:
+            fresh = self._fresh
+            for row in records:
+                if row[6]:
+                    fresh[row[0]] = generation
+            while len(fresh) > _RECENT:
+                fresh.popitem(last=False)
+        return claimed
 
     # ------------------------------------------------------------------ reads
     def _load(self, task_id: str, blob: bytes) -> TaskResult:
@@ -534,11 +549,12 @@ class RedisBackend(BaseResultBackend):
         future: asyncio.Future[TaskResult] = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(task_id, []).append(future)
         try:
-            record = await self.get(task_id)
-            if record is None:
-                raise UnknownTaskIdError(task_id)
-            if record.is_complete:
-                return record
+            if self._fresh.get(task_id, -1) != self._generation:  # else no read is needed
+                record = await self.get(task_id)
+                if record is None:
+                    raise UnknownTaskIdError(task_id)
+                if record.is_complete:
+                    return record
             return await await_completion(task_id, future, None)
         finally:
             forget_waiter(self._waiters, task_id, future)
@@ -613,6 +629,7 @@ class RedisBackend(BaseResultBackend):
         assert self._subscribed is not None
         first = not self._subscribed.is_set()
         self._subscribed.set()
+        self._generation += 1  # states may have been missed: fresh ids need a read again
         if not first:  # completions may have been missed while we were away
             for task_id in list(self._waiters):
                 task = asyncio.get_running_loop().create_task(self._recheck(task_id))
@@ -659,6 +676,7 @@ class RedisBackend(BaseResultBackend):
 
     def _on_record_message(self, origin: bytes, status: bytes, task_id: str, blob: bytes) -> None:
         if status in _TERMINAL:  # kept as bytes: verified and loaded only if asked for
+            self._fresh.pop(task_id, None)
             self._recent[task_id] = blob
             if len(self._recent) > _RECENT:
                 self._recent.popitem(last=False)
