@@ -5,10 +5,22 @@ loses no task."""
 from __future__ import annotations
 
 import asyncio
+import signal
+import socket
+import time
 
 import pytest
 
-from flowrra import BrokerError, TaskStatus
+from flowrra import (
+    BackendConfig,
+    BackendError,
+    BrokerConfig,
+    BrokerError,
+    Config,
+    Flowrra,
+    TaskStatus,
+    TaskTimeoutError,
+)
 
 from . import redis_app
 from .redis_server import RedisServer
@@ -60,3 +72,81 @@ async def test_a_restart_mid_run_loses_no_task(server: RedisServer) -> None:
     await app.stop()
     assert [r.result for r in records] == list(range(200))
     assert {r.status for r in records} == {TaskStatus.SUCCESS}
+
+
+def fault_app(server: RedisServer, budget: float = 10.0) -> Flowrra:
+    url = server.url()
+    app = Flowrra(
+        Config(
+            broker=BrokerConfig(url, queue_key="faults:queue", retry_budget=budget),
+            backend=BackendConfig(f"{url}?key_prefix=faults", retry_budget=budget),
+            secret_key=SECRET,
+        )
+    )
+    app.task(max_retries=0)(redis_app.nap)
+    return app
+
+
+async def test_calls_ride_out_a_short_outage(server: RedisServer) -> None:
+    app = fault_app(server)
+    await app.start()
+    await app.wait_for_result(await app.submit("nap", 0, 0.0), timeout=10)
+    server.stop(signal.SIGKILL)  # kill -9, then back a second later
+
+    def restart() -> None:
+        time.sleep(1.0)
+        server.start()
+
+    back = asyncio.get_running_loop().run_in_executor(None, restart)
+    task_id = await app.submit("nap", 7, 0.0)  # while the server is down
+    listed = await app.list_results()
+    record = await app.wait_for_result(task_id, timeout=30)
+    await back
+    await app.stop()
+    assert record.result == 7 and len(listed) >= 1
+
+
+async def test_after_the_retry_budget_the_error_names_the_url_without_password(
+    server: RedisServer,
+) -> None:
+    app = fault_app(server, budget=0.5)
+    await app.start(workers=False)
+    server.stop(signal.SIGKILL)
+    started = time.monotonic()
+    with pytest.raises(BrokerError) as submit_error:
+        await app.submit("nap", 1, 0.0)
+    with pytest.raises(BackendError) as read_error:
+        await app.list_results()
+    assert time.monotonic() - started < 5
+    for error in (submit_error.value, read_error.value):
+        assert f"redis://alice:***@127.0.0.1:{server.port}/0" in str(error)
+        assert "wonderland-pw" not in str(error)
+    server.start()
+    await app.stop()
+
+
+def frozen(server: RedisServer) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=0.1) as sock:
+            sock.sendall(b"PING\r\n")
+            sock.recv(16)
+            return False
+    except OSError:
+        return True
+
+
+async def test_a_wait_timeout_holds_while_redis_is_paused(server: RedisServer) -> None:
+    app = fault_app(server)
+    await app.start(workers=False)
+    task_id = await app.submit("nap", 1, 0.0)  # no worker: it stays pending
+    app.results_backend._fresh.clear()  # make the wait read Redis, as another process would
+    pause = server.pause(3)
+    deadline = time.monotonic() + 5
+    while not frozen(server):  # DEBUG SLEEP has reached the server
+        assert time.monotonic() < deadline
+    started = time.monotonic()
+    with pytest.raises(TaskTimeoutError):
+        await app.wait_for_result(task_id, timeout=1)
+    assert time.monotonic() - started < 1.1
+    pause.wait()
+    await app.stop()

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from flowrra.backends.redis import RedisBackend
 from flowrra.brokers.redis import RedisBroker, TakenTask
 from flowrra.clock import utcnow
-from flowrra.exceptions import BrokerError, FlowrraError
+from flowrra.exceptions import BackendError, BrokerError, FlowrraError
 from flowrra.executors.lease import LeaseKeeper
 from flowrra.redis_client import Batcher
 from flowrra.registry import TaskSpec
@@ -135,7 +135,10 @@ class RemoteQueue:
                 sent.append((self._send(records, rows, claim), records, items, claim))
             ids: list[str] = []
             for future, records, items, _claim in sent:
-                claimed = await future
+                try:
+                    claimed = await future
+                except BackendError as exc:  # the one write that records and queues
+                    raise BrokerError(f"Submit failed: {exc}") from exc
                 ids.extend(record.task_id for record in records)
                 self.executor.submitted += len(records)
                 self._announce(records)
