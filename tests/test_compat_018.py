@@ -100,11 +100,6 @@ def test_every_018_module_imports_with_its_public_names(
 
 
 @pytest.mark.parametrize(("module", "name"), REDIS_REEXPORTS)
-@pytest.mark.xfail(
-    strict=True,
-    reason="flowrra/brokers/__init__.py and flowrra/backends/__init__.py (not owned by the "
-    "0.1.8-compatibility work) do not re-export the Redis classes yet",
-)
 def test_the_redis_classes_are_importable_from_their_packages(module: str, name: str) -> None:
     assert hasattr(importlib.import_module(module), name)
 

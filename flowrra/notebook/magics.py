@@ -54,7 +54,6 @@ from flowrra.notebook.doctor import DoctorReport, diagnose
 from flowrra.notebook.handles import TaskHandle, TaskHandles
 from flowrra.notebook.progress import WaitProgress
 from flowrra.notebook.table_state import TaskTableState, format_rows, load_snapshot
-from flowrra.registry import task_name_of
 from flowrra.task import TaskResult
 
 __all__ = [
@@ -433,7 +432,7 @@ class FlowrraMagics(Magics, Configurable):
         task = self._task(app, args.task)
         call_args, call_kwargs = self._call_args(args.args)
         submit = partial(app.submit, task, *call_args, priority=args.priority, **call_kwargs)
-        handle = TaskHandle(app, runtime.run_sync(submit), _name_of(task))
+        handle = TaskHandle(app, runtime.run_sync(submit), _name_of(app, task))
         self._store(args.out, handle)
         return handle
 
@@ -442,7 +441,7 @@ class FlowrraMagics(Magics, Configurable):
         task = self._task(app, args.task)
         items = self._evaluate(args.iterable)
         ids = runtime.run_sync(partial(app.map, task, items, priority=args.priority))
-        name = _name_of(task)
+        name = _name_of(app, task)
         handles = TaskHandles(TaskHandle(app, task_id, name) for task_id in ids)
         self._store(args.out, handles)
         return handles
@@ -505,7 +504,7 @@ class FlowrraMagics(Magics, Configurable):
     def _schedule(self, args: argparse.Namespace) -> Any:
         app = self.current_app()
         scheduler = self._scheduler(app)
-        name = _name_of(self._task(app, args.task))
+        name = _name_of(app, self._task(app, args.task))
         call_args, call_kwargs = self._call_args(args.args)
         given: dict[str, Any] = {"args": call_args}
         if call_kwargs:
@@ -578,8 +577,9 @@ class FlowrraMagics(Magics, Configurable):
         return not inspect.iscoroutinefunction(func)
 
 
-def _name_of(task: str | Callable[..., Any]) -> str:
-    return task if isinstance(task, str) else task_name_of(task)
+def _name_of(app: Flowrra, task: str | Callable[..., Any]) -> str:
+    """The name ``task`` has in ``app`` (a function may have another in another app)."""
+    return task if isinstance(task, str) else app.registry.name_of(task)
 
 
 def _moment(text: str) -> datetime:
