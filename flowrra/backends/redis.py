@@ -60,6 +60,7 @@ logger = logging.getLogger("flowrra.redis")
 
 _STATUSES = [s.value for s in TaskStatus]
 _TERMINAL = {b"success", b"failed", b"cancelled"}
+_TERMINAL_VALUES = {"success", "failed", "cancelled"}
 _TERMINAL_STATUSES = frozenset({TaskStatus.SUCCESS, TaskStatus.FAILED, TaskStatus.CANCELLED})
 _RECENT = 100_000  # completions remembered by the listener, so most waits need no read
 _PRUNE = 1000  # expired ids taken out of the indexes per script call
@@ -73,6 +74,8 @@ _PRUNE = 1000  # expired ids taken out of the indexes per script call
 # prefix: every key of a record lives under it.
 _LUA_RECORDS = """
 local statuses = {'pending', 'running', 'success', 'failed', 'retrying', 'cancelled'}
+local passing = {'pending', 'running', 'retrying'}
+local final = {success = true, failed = true, cancelled = true}
 local function add(groups, key, a, b)
   local g = groups[key]
   if not g then g = {}; groups[key] = g end
@@ -97,7 +100,10 @@ local function existing(p, batch)
   end
   return skip
 end
-local function store(p, channel, origin, batch, queued)
+local function store(p, channel, origin, batch, queued, me)
+  -- announced only when a process other than the writer listens: a lone process
+  -- resolves its own waiters from its own writes
+  local others = redis.call('PUBSUB', 'NUMSUB', channel)[2] - me > 0
   local last = {}
   for i, r in ipairs(batch) do last[r[1]] = i end
   -- a fresh record never replaces one that exists: a worker may have taken the task and
@@ -112,7 +118,7 @@ local function store(p, channel, origin, batch, queued)
       all[#all + 1] = score; all[#all + 1] = id
       if fresh and name ~= '' then add(by_name, name, score, id) end
       if last[id] == i then
-        if not fresh then  -- announced once per batch, in its last state
+        if others and not fresh then  -- announced once per batch, in its last state
           redis.call('PUBLISH', channel, origin .. '|' .. status .. '|' .. id .. '|' .. blob)
         end
         local key = p .. ':result:' .. id
@@ -123,8 +129,8 @@ local function store(p, channel, origin, batch, queued)
           mset[#mset + 1] = key; mset[#mset + 1] = blob
         end
         add(by_status, status, score, id)
-        if not fresh then
-          for _, other in ipairs(statuses) do
+        if not fresh then  -- a final state can only follow one that is not
+          for _, other in ipairs(final[status] and passing or statuses) do
             if other ~= status then add(moved, other, id) end
           end
         end
@@ -166,8 +172,9 @@ end
 
 # ARGV: prefix, channel, origin, queue database ('' when it is this one), this database,
 # the batch as JSON {r = record rows, q = {{queue, rows}}, a = {{queue, {priority, id}}}}
-# with blob fields as [length], the blobs joined in that order, and '1' to prune expired
-# index entries (a ttl is set). Returns the ids of queued rows leased to the submitter.
+# with blob fields as [length], the blobs joined in that order, '1' to prune expired
+# index entries (a ttl is set), and 1 if the writer is subscribed to the channel itself
+# (0 if not). Returns the ids of queued rows leased to the submitter.
 _WRITE = (
     LUA_NOW
     + LUA_ROWS
@@ -179,7 +186,7 @@ local m = cjson.decode(ARGV[6])
 local pos = fill(m.r, ARGV[7], 1)
 for _, g in ipairs(m.q) do pos = fill(g[2], ARGV[7], pos) end
 if #m.r > 0 then
-  store(p, ARGV[2], ARGV[3], m.r, #m.q > 0)
+  store(p, ARGV[2], ARGV[3], m.r, #m.q > 0, tonumber(ARGV[9]))
   if ARGV[8] == '1' then prune(p, 100) end
 end
 local claimed = {}
@@ -445,6 +452,16 @@ class RedisBackend(BaseResultBackend):
         return items
 
     @staticmethod
+    def queue_item(
+        broker: RedisBroker, row: tuple[list, bytes], claim: bool = False
+    ) -> tuple[Any, ...]:
+        """The write item that queues one row (see :meth:`queue_items`)."""
+        meta, blob = row
+        if claim:
+            meta.append(broker.lease)
+        return ("q", broker.queue_key, meta, blob)
+
+    @staticmethod
     def ack_item(broker: RedisBroker, priority: int, task_id: str) -> tuple[Any, ...]:
         """A write item that acknowledges a finished task on a linked broker."""
         return ("a", broker.queue_key, priority, task_id)
@@ -484,19 +501,35 @@ class RedisBackend(BaseResultBackend):
             raise BackendError("queue items were given to a backend not linked to the broker")
         home = str(database_of(self.url)) if self._queue_db else ""
         prune = "1" if self.ttl else ""
-        args = [self.prefix, self.channel, self.origin, self._queue_db or "", home, meta, blobs]
-        args.append(prune)
         subscribed = self._subscribed is not None and self._subscribed.is_set()
+        args = [self.prefix, self.channel, self.origin, self._queue_db or "", home, meta, blobs]
+        args += [prune, 1 if subscribed else 0]
         generation = self._generation
         claimed = await self.call("store", lambda: self._scripts["write"](keys=[], args=args))
-        if subscribed and generation == self._generation:
-            fresh = self._fresh
-            for row in records:
-                if row[6]:
-                    fresh[row[0]] = generation
-            while len(fresh) > _RECENT:
-                fresh.popitem(last=False)
+        self._written_here(records, record_blobs, subscribed and generation == self._generation)
         return claimed
+
+    def _written_here(self, rows: list[list[Any]], blobs: list[bytes], subscribed: bool) -> None:
+        """After a write: this process's waiters learn of the records it finished itself
+        (they are announced only to other processes), and fresh records written while
+        subscribed need no read to be waited for."""
+        fresh, generation = self._fresh, self._generation
+        for row, blob in zip(rows, blobs, strict=True):
+            task_id, status = row[0], row[1]
+            if status in _TERMINAL_VALUES:
+                self._remember(task_id, blob)
+                if task_id in self._waiters:
+                    self._resolve(task_id, self._load(task_id, blob))
+            elif row[6] and subscribed:
+                fresh[task_id] = generation
+        while len(fresh) > _RECENT:
+            fresh.popitem(last=False)
+
+    def _remember(self, task_id: str, blob: bytes) -> None:
+        self._fresh.pop(task_id, None)
+        self._recent[task_id] = blob
+        if len(self._recent) > _RECENT:
+            self._recent.popitem(last=False)
 
     # ------------------------------------------------------------------ reads
     def _load(self, task_id: str, blob: bytes) -> TaskResult:
@@ -676,10 +709,7 @@ class RedisBackend(BaseResultBackend):
 
     def _on_record_message(self, origin: bytes, status: bytes, task_id: str, blob: bytes) -> None:
         if status in _TERMINAL:  # kept as bytes: verified and loaded only if asked for
-            self._fresh.pop(task_id, None)
-            self._recent[task_id] = blob
-            if len(self._recent) > _RECENT:
-                self._recent.popitem(last=False)
+            self._remember(task_id, blob)
         wanted = status in _TERMINAL and task_id in self._waiters
         remote = self.on_record is not None and origin != self.origin
         if not (wanted or remote):

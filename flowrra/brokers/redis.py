@@ -408,18 +408,23 @@ class RedisBroker(BaseBroker):
     def rows(self, items: list[tuple[Task, Any, str | None, float]]) -> list[tuple[list, bytes]]:
         """Script rows for ``(task, submitted_at, function_digest, due_timestamp)`` items
         (due 0 means now), signed now; queue them with :meth:`push_rows`."""
-        rows: list[tuple[list, bytes]] = []
-        encode = self.encode
-        for task, submitted_at, function, due in items:
-            priority = task.priority
-            if not -_MAX_PRIORITY <= priority <= _MAX_PRIORITY:
-                raise BrokerError(
-                    f"priority must be between -{_MAX_PRIORITY} and {_MAX_PRIORITY} on "
-                    f"Redis, got {priority}"
-                )
-            blob = encode(task, submitted_at, function)
-            rows.append(([task.id, priority, due, [len(blob)]], blob))
-        return rows
+        row = self.row
+        return [
+            row(task, submitted_at, function, due) for task, submitted_at, function, due in items
+        ]
+
+    def row(
+        self, task: Task, submitted_at: Any, function: str | None, due: float
+    ) -> tuple[list, bytes]:
+        """The script row of one task (see :meth:`rows`)."""
+        priority = task.priority
+        if not -_MAX_PRIORITY <= priority <= _MAX_PRIORITY:
+            raise BrokerError(
+                f"priority must be between -{_MAX_PRIORITY} and {_MAX_PRIORITY} on "
+                f"Redis, got {priority}"
+            )
+        blob = self.encode(task, submitted_at, function)
+        return [task.id, priority, due, [len(blob)]], blob
 
     async def push_rows(self, rows: list[tuple[list, bytes]]) -> None:
         """Queue rows made by :meth:`rows`, in order, in one script call."""

@@ -278,9 +278,11 @@ class BaseTaskExecutor(ABC):
         self, spec: TaskSpec, args: tuple, kwargs: dict, priority: int = 0
     ) -> str:
         """Submit ``spec`` with its default options, waiting for room; return the id."""
-        task = self.enqueue(spec, args, kwargs, priority)
         if self._remote is not None:
-            return (await self._remote.submit(spec, [(args, kwargs)], priority, None))[0]
+            if not self._running:
+                raise ExecutorNotRunningError()
+            return await self._remote.submit_one(spec, args, kwargs, priority)
+        task = self.enqueue(spec, args, kwargs, priority)
         if task is None:
             task = await self._prepare_stored(spec, args, kwargs, priority, None)
             await self._push(task)

@@ -76,7 +76,8 @@ class RemoteQueue:
         )
         self.taken: dict[str, TakenTask] = {}
         self.shipped: dict[str, TaskSpec] = {}  # task id -> spec of a shipped function
-        self._digests: dict[Any, str] = {}
+        # function -> (digest or None, set once the function is stored in Redis)
+        self._digests: dict[Any, tuple[str | None, asyncio.Event | None]] = {}
         self._functions: dict[str, Any] = {}
         self._acks = Batcher(broker.ack)
         self._pushes = Batcher(self._push, limit=4000)
@@ -96,16 +97,64 @@ class RemoteQueue:
 
     # ---------------------------------------------------------------- submit
     async def _digest(self, spec: TaskSpec) -> str | None:
+        """The digest a task's function ships under (None: it goes by reference). It is
+        stored in Redis once; concurrent first submits wait for that one write."""
         func = spec.func
+        known = self._digests.get(func)
+        if known is None:
+            known = self._digests[func] = await self._ship(func)
+        elif known[1] is not None and not known[1].is_set():
+            await known[1].wait()
+            if self._digests.get(func) is not known:  # the write failed: try it here
+                return await self._digest(spec)
+        return known[0]
+
+    async def _ship(self, func: Any) -> tuple[str | None, asyncio.Event | None]:
         if not ships_by_value(func):
-            return None
-        digest = self._digests.get(func)
-        if digest is None:
-            digest, data = dumps_function(func)
+            return None, None
+        digest, data = dumps_function(func)
+        stored = asyncio.Event()
+        self._digests[func] = (digest, stored)  # seen by submits that come meanwhile
+        try:
             await self.broker.store_function(digest, data)
-            self._digests[func] = digest
-            self._functions[digest] = func  # this process runs its own function as is
-        return digest
+        except BaseException:
+            del self._digests[func]
+            raise
+        finally:
+            stored.set()
+        self._functions[digest] = func  # this process runs its own function as is
+        return digest, stored
+
+    async def submit_one(self, spec: TaskSpec, args: tuple, kwargs: dict, priority: int) -> str:
+        """Record and queue one task with default options; return its id.
+
+        :meth:`submit` for one task, with fewer objects made: thousands of these may be
+        pending at once (``asyncio.gather``), and every object they hold costs the
+        garbage collector."""
+        backend = self.linked
+        known = self._digests.get(spec.func)
+        if backend is None or known is None or (known[1] is not None and not known[1].is_set()):
+            return (await self.submit(spec, [(args, kwargs)], priority, None))[0]
+        task, record = _new_task(spec, args, kwargs, priority, None)
+        item = TakenTask(task, _stamp(record.submitted_at), known[0])
+        claim = self._claimable(1)
+        try:
+            row = self.broker.row(task, item.submitted_at, item.function, 0.0)
+            sent = backend.send(
+                (backend._entry(record), backend.queue_item(self.broker, row, claim > 0))
+            )
+            try:
+                claimed = await sent
+            except BackendError as exc:  # the one write that records and queues
+                raise BrokerError(f"Submit failed: {exc}") from exc
+        finally:
+            self._reserved -= claim
+        self.executor.submitted += 1
+        if self.executor.events.has_subscribers:
+            self.executor.events.publish("task.submitted", record)
+        if claimed:
+            await self._run_claimed([item], claimed)
+        return task.id
 
     async def submit(
         self,
