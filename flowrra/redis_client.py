@@ -28,6 +28,7 @@ __all__ = [
     "same_server",
     "single_connection",
     "split_options",
+    "subscribe",
     "transient_errors",
     "unreachable",
 ]
@@ -240,6 +241,52 @@ async def _retry_after(
             return await call()
         except Exception as exc:
             error = exc
+
+
+async def subscribe(
+    url: str,
+    channel: str,
+    on_subscribed: Callable[[], None],
+    on_message: Callable[[bytes], None],
+    on_lost: Callable[[], None] | None = None,
+) -> None:
+    """Listen to ``channel`` for ever (until cancelled) on a connection of its own:
+    ``on_subscribed`` after each (re)subscription, ``on_message`` with each message's
+    data; a lost connection is logged, reported to ``on_lost`` and made again with
+    backoff (50 ms doubling to 2 s)."""
+    delay = 0.05
+    client = connect(url, max_connections=2, socket_timeout=None)
+    try:
+        while True:
+            pubsub = client.pubsub()
+            try:
+                await pubsub.subscribe(channel)
+                while True:
+                    message = await pubsub.get_message(timeout=None)
+                    if message is None:
+                        continue
+                    if message["type"] == "subscribe":
+                        delay = 0.05
+                        on_subscribed()
+                    elif message["type"] == "message":
+                        on_message(message["data"])
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                logger.warning(
+                    "Lost the subscription to %s at %s (%s); reconnecting in %.2fs",
+                    channel, redacted(url), exc, delay,
+                )  # fmt: skip
+                if on_lost is not None:
+                    on_lost()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+    finally:
+        with contextlib.suppress(Exception):
+            await client.aclose()
 
 
 def single_connection(client: Any) -> Any:

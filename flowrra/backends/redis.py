@@ -49,6 +49,7 @@ from flowrra.redis_client import (
     same_server,
     single_connection,
     split_options,
+    subscribe,
     unreachable,
 )
 from flowrra.serialization import Signer, signer_for
@@ -606,38 +607,8 @@ class RedisBackend(BaseResultBackend):
         ``ttl`` the periodic prune of expired index entries."""
         await self._listen()
 
-    async def _listen_loop(self) -> None:
-        delay = 0.05
-        client = connect(self.url, max_connections=2, socket_timeout=None)
-        try:
-            while True:
-                pubsub = client.pubsub()
-                try:
-                    await pubsub.subscribe(self.channel)
-                    while True:
-                        message = await pubsub.get_message(timeout=None)
-                        if message is None:
-                            continue
-                        if message["type"] == "subscribe":
-                            delay = 0.05
-                            self._on_subscribed()
-                        elif message["type"] == "message":
-                            self._on_message(message["data"])
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:
-                    logger.warning(
-                        "Lost the Redis subscription at %s (%s); reconnecting in %.2fs",
-                        redacted(self.url), exc, delay,
-                    )  # fmt: skip
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 2.0)
-                finally:
-                    with contextlib.suppress(Exception):
-                        await pubsub.aclose()
-        finally:
-            with contextlib.suppress(Exception):
-                await client.aclose()
+    def _listen_loop(self) -> Any:
+        return subscribe(self.url, self.channel, self._on_subscribed, self._on_message)
 
     async def _prune_loop(self) -> None:
         assert self.ttl

@@ -45,6 +45,7 @@ from flowrra.redis_client import (
     pack_batch,
     redacted,
     retrying,
+    subscribe,
     unreachable,
 )
 from flowrra.serialization import Signer, digest_of, signer_for
@@ -514,39 +515,16 @@ class RedisBroker(BaseBroker):
         assert self._subscribed is not None
         await self._subscribed.wait()
 
-    async def _listen_loop(self) -> None:
-        delay = 0.05
-        client = connect(self.url, max_connections=2, socket_timeout=None)
-        try:
-            while True:
-                pubsub = client.pubsub()
-                try:
-                    await pubsub.subscribe(self.channel)
-                    while True:
-                        message = await pubsub.get_message(timeout=None)
-                        if message is None:
-                            continue
-                        if message["type"] == "subscribe":
-                            delay = 0.05
-                            assert self._subscribed is not None
-                            self._subscribed.set()
-                        self._woken.set()  # also after a reconnect: look again
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:
-                    logger.warning(
-                        "Lost the wake-up subscription at %s (%s); reconnecting in %.2fs",
-                        redacted(self.url), exc, delay,
-                    )  # fmt: skip
-                    self._woken.set()
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 2.0)
-                finally:
-                    with contextlib.suppress(Exception):
-                        await pubsub.aclose()
-        finally:
-            with contextlib.suppress(Exception):
-                await client.aclose()
+    def _listen_loop(self) -> Any:
+        return subscribe(self.url, self.channel, self._on_subscribed, self._wake, self._wake)
+
+    def _on_subscribed(self) -> None:
+        assert self._subscribed is not None
+        self._subscribed.set()
+        self._woken.set()  # also after a reconnect: look again
+
+    def _wake(self, _data: bytes | None = None) -> None:
+        self._woken.set()
 
     async def wait(self, timeout: float | None) -> None:
         """Wait until a task may be there (a wake-up since the last :meth:`take`) or

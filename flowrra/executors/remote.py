@@ -357,16 +357,22 @@ class RemoteQueue:
         self._chores.add(task)
         task.add_done_callback(self._chores.discard)
 
-    async def _admit(self, item: TakenTask) -> None:
+    def _hold(self, item: TakenTask) -> TaskResult:
+        """Hold a taken task here: its record joins the executor's active ones."""
         task = item.task
-        executor = self.executor
         record = TaskResult(
             task.id, TaskStatus.PENDING, task.name, None, None, _from_stamp(item.submitted_at),
             None, None, task.current_retry, task.args, task.kwargs, task.priority,
         )  # fmt: skip
+        self.executor._active[task.id] = record
+        self.taken[task.id] = item
+        return record
+
+    async def _admit(self, item: TakenTask) -> None:
+        task = item.task
+        executor = self.executor
         if item.deliveries:
-            executor._active[task.id] = record
-            self.taken[task.id] = item
+            record = self._hold(item)
             message = (
                 f"Task '{task.name}' was delivered {item.deliveries} times (max_deliveries="
                 f"{self.broker.max_deliveries}): each time its worker died or lost the lease "
@@ -383,22 +389,14 @@ class RemoteQueue:
             self.shipped[task.id] = TaskSpec(
                 task.name, func, task.cpu_bound, task.max_retries, task.retry_delay, task.timeout
             )
-        executor._active[task.id] = record
-        self.taken[task.id] = item
+        self._hold(item)
         logger.info("Received %s[%s]", task.name, task.id)
         executor._queue.push_nowait(task)
 
     async def _give_up(self, item: TakenTask, reason: str, exc: Exception) -> None:
         """End a taken task FAILED without running it."""
-        executor = self.executor
-        task = item.task
-        record = TaskResult(
-            task.id, TaskStatus.PENDING, task.name, None, None, _from_stamp(item.submitted_at),
-            None, None, task.current_retry, task.args, task.kwargs, task.priority,
-        )  # fmt: skip
-        executor._active[task.id] = record
-        self.taken[task.id] = item
-        await executor._finish(record, TaskStatus.FAILED, exc=exc, message=reason)
+        record = self._hold(item)
+        await self.executor._finish(record, TaskStatus.FAILED, exc=exc, message=reason)
 
     async def _tell_dead_letter(self, task_id: str, reason: str) -> None:
         """Tell the submitter (which may not share our secret) that a payload was set
