@@ -353,7 +353,9 @@ class BaseTaskExecutor(ABC):
         queued: the in-memory backend keeps it at once)."""
         task, record = self._make(spec, args, kwargs, priority, options)
         self._save_sync(record)  # first: a record that cannot be stored leaves nothing
-        self._register(record)
+        self._active[record.task_id] = record  # _register, inline: the hottest path
+        self.submitted += 1
+        self.events.publish("task.submitted", record)
         return task
 
     async def _prepare_stored(
