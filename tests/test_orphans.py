@@ -12,8 +12,7 @@ import signal
 import subprocess
 import sys
 import textwrap
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -24,7 +23,7 @@ from flowrra import TaskStatus
 from flowrra.config import default_start_method
 
 from .processes import descendants, describe, kill_all, wait_gone, wait_until
-from .services import REDIS_URL, require_redis
+from .services import REDIS_URL
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "orphans-secret-0123456789abcdef"
@@ -102,20 +101,6 @@ def test_a_killed_kernel_leaves_no_process_behind(
 
 
 # ------------------------------------------------------------------ flowrra worker
-@pytest.fixture
-async def prefix() -> AsyncIterator[str]:
-    require_redis()
-    name = f"flowrra-orphans-{uuid.uuid4().hex[:10]}"
-    yield name
-    import redis.asyncio as aioredis
-
-    client = aioredis.from_url(REDIS_URL)
-    keys = [k async for k in client.scan_iter(f"{name}*")]
-    if keys:
-        await client.delete(*keys)
-    await client.aclose()
-
-
 def start_worker(prefix: str) -> subprocess.Popen[str]:
     env = dict(os.environ, FLOWRRA_TEST_PREFIX=prefix, FLOWRRA_SECRET_KEY=SECRET)
     env["FLOWRRA_TEST_REDIS_URL"] = REDIS_URL
