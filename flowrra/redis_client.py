@@ -26,7 +26,6 @@ __all__ = [
     "redacted",
     "retrying",
     "same_server",
-    "single_connection",
     "split_options",
     "subscribe",
     "transient_errors",
@@ -186,7 +185,7 @@ def connect(
         retry_on_error=errors,
         health_check_interval=30,
     )
-    return Redis(connection_pool=pool)
+    return Redis.from_pool(pool)  # closing the client closes its connections
 
 
 @functools.cache
@@ -287,15 +286,6 @@ async def subscribe(
     finally:
         with contextlib.suppress(Exception):
             await client.aclose()
-
-
-def single_connection(client: Any) -> Any:
-    """A client on ``client``'s pool that keeps one connection for itself: for a path
-    that sends one request at a time (a batcher's flushes), without taking a connection
-    from the pool and giving it back for every call."""
-    from redis.asyncio import Redis
-
-    return Redis(connection_pool=client.connection_pool, single_connection_client=True)
 
 
 class Batcher:

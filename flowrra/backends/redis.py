@@ -47,7 +47,6 @@ from flowrra.redis_client import (
     redacted,
     retrying,
     same_server,
-    single_connection,
     split_options,
     subscribe,
     unreachable,
@@ -255,7 +254,6 @@ class RedisBackend(BaseResultBackend):
             "retry_on_timeout": retry_on_timeout,
         }
         self._client: Any = None
-        self._writer: Any = None
         self._scripts: dict[str, Any] = {}
         self._queue_db: str | None = None  # the linked broker's database ('' = this one)
         self._writes = Batcher(self._write, limit=4000)
@@ -279,12 +277,8 @@ class RedisBackend(BaseResultBackend):
         """The shared asyncio client (made on first use)."""
         if self._client is None:
             self._client = connect(self.url, **self._options)
-            # grouped writes go one at a time: on a connection of their own when the pool
-            # has room for one, so no call takes a connection and gives it back
-            many = self._options["max_connections"] >= 2  # type: ignore[operator]
-            self._writer = single_connection(self._client) if many else self._client
             self._scripts = {
-                "write": self._writer.register_script(_WRITE),
+                "write": self._client.register_script(_WRITE),
                 "prune": self._client.register_script(_PRUNE_SCRIPT),
             }
         return self._client
@@ -804,9 +798,6 @@ class RedisBackend(BaseResultBackend):
                 with contextlib.suppress(BaseException):
                     await job
         self._listener = self._janitor = None
-        if self._writer is not None and self._writer is not self._client:
-            await self._writer.aclose()
-        self._writer = None
         if self._client is not None:
             await self._client.aclose()
             self._client = None
