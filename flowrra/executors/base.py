@@ -142,6 +142,7 @@ class BaseTaskExecutor(ABC):
         self._config = config if config is not None else Config()
         self.registry = registry if registry is not None else TaskRegistry()
         self.results = backend if backend is not None else self._config.create_backend()
+        self._owns_results = backend is None
         self.broker = self._config.create_broker(queue_suffix)
         self._remote: RemoteQueue | None = None
         if self.broker is not None:
@@ -733,7 +734,19 @@ class BaseTaskExecutor(ABC):
         if self._remote is not None:
             await self._remote.stop(wait, timeout)
             await self._after_stop()
-            return
+        else:
+            await self._stop_in_memory(wait, timeout)
+        await self._let_go()
+
+    async def _let_go(self) -> None:
+        """Close the connections of what this executor made itself: its broker, and its
+        result backend unless an app shares one (the app closes that)."""
+        if self.broker is not None:
+            await self.broker.close()
+        if self._owns_results:
+            await self.results.close()
+
+    async def _stop_in_memory(self, wait: bool, timeout: float | None) -> None:
         if wait and self._active:
             self._drained = asyncio.Event()
             try:
