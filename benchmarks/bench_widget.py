@@ -22,8 +22,7 @@ from typing import Any
 import comm
 from comm.base_comm import BaseComm
 
-from flowrra import Config, ExecutorConfig, Flowrra
-from flowrra.notebook import runtime
+from flowrra import Config, ExecutorConfig, Flowrra, runtime
 
 CHUNK = 1_000
 

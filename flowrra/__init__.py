@@ -21,6 +21,7 @@ Usage::
 In a notebook, ``%load_ext flowrra`` adds the ``%flowrra`` magics and a live task table.
 """
 
+from flowrra import runtime
 from flowrra.app import Flowrra
 from flowrra.config import BackendConfig, BrokerConfig, Config, ExecutorConfig, SchedulerConfig
 from flowrra.events import EventBus
@@ -38,6 +39,16 @@ from flowrra.registry import TaskRegistry
 from flowrra.task import Task, TaskResult, TaskStatus
 
 __version__ = "0.2.0.dev0"
+
+
+def _watch_kernel_apps() -> None:
+    """In a kernel, the notebook face stops apps that re-run cells let go of."""
+    from flowrra.notebook.kernel_apps import watch_current_kernel
+
+    watch_current_kernel()
+
+
+runtime.when_started_in_kernel(_watch_kernel_apps)
 
 
 def load_ipython_extension(ipython: object) -> None:

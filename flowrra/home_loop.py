@@ -7,7 +7,7 @@ caller awaits the wrapped future. :func:`on_home_loop` does this for every publi
 coroutine, so no method does it by hand.
 
 An app with no home yet, used inside a running IPython kernel, is sent to the runtime
-loop of :mod:`flowrra.notebook.runtime` (a daemon thread with its own loop): ``await
+loop of :mod:`flowrra.runtime` (a daemon thread with its own loop): ``await
 app.start()`` in a cell starts the app there, and it keeps running while cells block and
 between them. The kernel is recognised from ``sys.modules``; IPython is never imported
 for it.
@@ -36,10 +36,10 @@ async def _on_other_loop(coro: Coroutine[Any, Any, R], home: asyncio.AbstractEve
 
 
 def _kernel_loop() -> asyncio.AbstractEventLoop | None:
-    """The notebook runtime loop when running inside an IPython kernel, else None."""
+    """The runtime loop when running inside an IPython kernel, else None."""
     if "ipykernel" not in sys.modules:
         return None
-    from flowrra.notebook import runtime
+    from flowrra import runtime
 
     return runtime.runtime_loop() if runtime.in_kernel() else None
 
@@ -79,7 +79,7 @@ def on_home_loop(
 
     On the home loop (the common case) the method's own coroutine is returned as is,
     so the check costs one attribute read and one comparison. An app without a home
-    loop inside an IPython kernel runs on the notebook runtime loop.
+    loop inside an IPython kernel runs on the runtime loop.
     """
 
     @functools.wraps(method)

@@ -16,7 +16,8 @@ CELLS = {
     "define": """
 import asyncio, sys, threading, time
 from flowrra import Config, ExecutorConfig, Flowrra
-from flowrra.notebook import TaskTable, runtime
+from flowrra import runtime
+from flowrra.notebook import TaskTable
 
 app = Flowrra(Config(executor=ExecutorConfig(io_workers=2, cpu_workers=1)))
 

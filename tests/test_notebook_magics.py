@@ -18,9 +18,9 @@ from comm.base_comm import BaseComm
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
-from flowrra import Flowrra
+from flowrra import Flowrra, runtime
 from flowrra.exceptions import FlowrraError, TaskCancelledError, TaskFailedError
-from flowrra.notebook import TaskHandle, TaskHandles, TaskTable, runtime
+from flowrra.notebook import TaskHandle, TaskHandles, TaskTable
 from flowrra.notebook.magics import FlowrraMagics, split_arguments
 
 SETUP = """

@@ -15,9 +15,8 @@ import types
 
 import pytest
 
-from flowrra import Flowrra
+from flowrra import Flowrra, runtime
 from flowrra.home_loop import home_loop_of
-from flowrra.notebook import runtime
 
 
 async def _answer(value: int) -> int:
@@ -138,7 +137,7 @@ def test_exit_with_a_running_app_is_quiet() -> None:
     done = _run_script("""
         import asyncio
         from flowrra import Flowrra
-        from flowrra.notebook import runtime
+        from flowrra import runtime
         app = Flowrra()
         @app.task()
         async def nap():

@@ -12,8 +12,8 @@ import comm
 import pytest
 from comm.base_comm import BaseComm
 
-from flowrra import Config, ExecutorConfig, Flowrra
-from flowrra.notebook import TaskTable, runtime
+from flowrra import Config, ExecutorConfig, Flowrra, runtime
+from flowrra.notebook import TaskTable
 from flowrra.notebook.table_state import TaskTableState, format_rows, row_from_record
 
 ROW_KEYS = {"task_id", "task_name", "status", "submitted_at", "duration", "retries", "error"}

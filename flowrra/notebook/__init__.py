@@ -1,4 +1,4 @@
-"""The notebook face of flowrra: a runtime loop, the ``%flowrra`` magics, task handles and
+"""The notebook face of flowrra: the ``%flowrra`` magics, task handles and
 the live :class:`TaskTable`.
 
 ``%load_ext flowrra`` loads it. Importing this package is cheap: IPython, ipywidgets

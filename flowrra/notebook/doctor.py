@@ -234,7 +234,7 @@ def check_services(app: Flowrra) -> list[Check]:
 
 def check_runtime(app: Flowrra) -> Check:
     """Where the app runs: the runtime thread keeps it going while cells block."""
-    from flowrra.notebook import runtime
+    from flowrra import runtime
 
     home = app._home_loop
     if not app.is_running:

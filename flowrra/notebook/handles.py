@@ -14,9 +14,9 @@ from collections import Counter
 from collections.abc import Callable, Coroutine, Generator, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from flowrra import runtime
 from flowrra.constants import STATUS_COLORS, TASK_STATUSES
 from flowrra.exceptions import TaskCancelledError, TaskFailedError
-from flowrra.notebook import runtime
 from flowrra.notebook.table_state import format_duration
 from flowrra.task import TaskResult, TaskStatus
 

@@ -20,8 +20,8 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Any
 
+from flowrra import runtime
 from flowrra.app import _live_apps
-from flowrra.notebook import runtime
 
 if TYPE_CHECKING:
     from flowrra.app import Flowrra

@@ -45,11 +45,11 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_exp
 from traitlets import Bool, Enum, Float, Int, TraitError, default, validate
 from traitlets.config.configurable import Configurable
 
+from flowrra import runtime
 from flowrra.app import Flowrra, latest_app
 from flowrra.clock import ensure_aware
 from flowrra.constants import TASK_STATUSES
 from flowrra.exceptions import FlowrraError, TaskTimeoutError
-from flowrra.notebook import runtime
 from flowrra.notebook.doctor import DoctorReport, diagnose
 from flowrra.notebook.handles import TaskHandle, TaskHandles
 from flowrra.notebook.progress import WaitProgress

@@ -25,9 +25,9 @@ from collections import deque
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import TYPE_CHECKING, Any
 
+from flowrra import runtime
 from flowrra.backends.memory import InMemoryBackend
 from flowrra.constants import STATUS_COLORS, TASK_STATUSES
-from flowrra.notebook import runtime
 from flowrra.notebook.frontend import widget_file
 from flowrra.notebook.table_state import (
     TaskTableState,

@@ -1,5 +1,11 @@
 """flowrra's runtime loop: one daemon thread running one asyncio event loop.
 
+It sits below the app (design.md): :mod:`flowrra.home_loop` sends an app used inside a
+kernel here, and the notebook face (magics, handles, the task table) calls in with
+:func:`run_sync`. Code that must run when the loop starts inside a kernel (the notebook
+face's watch over apps that re-run cells let go of) registers with
+:func:`when_started_in_kernel`; this module names no face.
+
 In a Jupyter kernel an app lives here (the pattern of dask's client), so its workers,
 retries, scheduler and task table keep running while a cell blocks in plain sync code
 and between cells. Async callers reach it through :mod:`flowrra.home_loop`; sync callers
@@ -11,7 +17,7 @@ This module imports neither IPython nor ipykernel; :func:`in_kernel` looks at
 
 Usage::
 
-    from flowrra.notebook.runtime import run_sync
+    from flowrra.runtime import run_sync
 
     run_sync(app.start)                          # the app now lives on the runtime loop
     record = run_sync(app.wait_for_result, task_id, 10)
@@ -40,9 +46,10 @@ __all__ = [
     "spawn",
     "submit",
     "wait",
+    "when_started_in_kernel",
 ]
 
-logger = logging.getLogger("flowrra.notebook")
+logger = logging.getLogger("flowrra.runtime")
 
 R = TypeVar("R")
 CoroutineFunction = Callable[..., Coroutine[Any, Any, R]]
@@ -53,6 +60,14 @@ _SLICE = 0.1  # seconds a blocked caller sleeps between looks for Ctrl-C
 _lock = threading.Lock()
 _loop: asyncio.AbstractEventLoop | None = None
 _thread: threading.Thread | None = None
+_kernel_hooks: list[Callable[[], None]] = []
+
+
+def when_started_in_kernel(hook: Callable[[], None]) -> None:
+    """Call ``hook()`` whenever the runtime loop starts inside an IPython kernel (once
+    per start; a failing hook is logged and never stops the loop)."""
+    if hook not in _kernel_hooks:
+        _kernel_hooks.append(hook)
 
 
 def _forget_after_fork() -> None:
@@ -98,10 +113,12 @@ def _start_thread() -> asyncio.AbstractEventLoop:
     atexit.register(_shutdown)
     global _loop, _thread
     _loop, _thread = loop, thread
-    if in_kernel():  # stop the apps that re-run cells let go of
-        from flowrra.notebook.kernel_apps import watch_current_kernel
-
-        watch_current_kernel()
+    if in_kernel():
+        for hook in _kernel_hooks:
+            try:
+                hook()
+            except Exception:
+                logger.exception("A runtime start-up hook failed")
     return loop
 
 
