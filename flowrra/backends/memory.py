@@ -127,5 +127,14 @@ class InMemoryBackend(BaseResultBackend):
             counts[record.status.value] += 1
         return counts
 
+    async def count_results(self, status: TaskStatus | None, task_name: str | None) -> int:
+        """How many records match ``status`` and ``task_name`` (either may be None)."""
+        return sum(
+            1
+            for r in self._results.values()
+            if (status is None or r.status is status)
+            and (task_name is None or r.task_name == task_name)
+        )
+
     def __len__(self) -> int:
         return len(self._results)

@@ -736,6 +736,33 @@ class RedisBackend(BaseResultBackend):
             await self._forget(expired)
         return records
 
+    async def count_by_status(self) -> dict[str, int]:
+        """How many records there are of each status (value strings), read from the
+        status indexes in one round trip (no record is read)."""
+
+        async def read() -> list[int]:
+            pipe = self.client.pipeline(transaction=False)
+            for status in _STATUSES:
+                pipe.zcard(f"{self.prefix}:status:{status}")
+            return await pipe.execute()
+
+        return dict(zip(_STATUSES, map(int, await self.call("count", read)), strict=True))
+
+    async def count_results(self, status: TaskStatus | None, task_name: str | None) -> int:
+        """How many records match ``status`` and ``task_name`` (either may be None)."""
+        p = self.prefix
+        if status is not None and task_name is not None:
+            keys = [f"{p}:status:{status.value}", f"{p}:name:{task_name}"]
+            return int(await self.call("count", lambda: self.client.zintercard(2, keys)))
+        key = (
+            f"{p}:status:{status.value}"
+            if status is not None
+            else f"{p}:name:{task_name}"
+            if task_name is not None
+            else f"{p}:results"
+        )
+        return int(await self.call("count", lambda: self.client.zcard(key)))
+
     async def _list_ids(
         self, status: TaskStatus | None, task_name: str | None, limit: int | None, offset: int
     ) -> list[bytes]:

@@ -20,7 +20,10 @@ how each is bounded:
   :data:`DEAD_LETTER_CAP`, the newest kept);
 - ``{q}:functions`` hash digest -> signed function, for functions shipped by value: one
   entry per distinct function definition;
-- ``{q}:seq`` the arrival counter.
+- ``{q}:seq`` the arrival counter;
+- ``{q}:workers`` hash worker id -> JSON (host, pid, queues, concurrency, running, time
+  of the last beat), written by each worker's lease thread for dashboards; display only,
+  an entry without a beat for a day is dropped.
 
 Every step that moves a task is one Lua script, so a task is never in two places. A
 member that does not parse, or a key of the wrong type, is set aside (dead-lettered or
@@ -31,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -249,7 +253,12 @@ _KEY_TYPES = {
     ":dead": "list",
     ":functions": "hash",
     ":seq": "string",
+    ":workers": "hash",
 }
+
+#: A worker that has not beaten for this many seconds is shown as lost.
+LOST_AFTER = 15.0
+_FORGET_AFTER = 86400.0  # a lost worker's entry is dropped after a day
 
 
 @dataclass(slots=True)
@@ -578,6 +587,23 @@ class RedisBroker(BaseBroker):
         this broker's own: called from a thread, so a blocked event loop cannot stop it."""
         if not members:
             return
+        self._sync()
+        self._sync_heartbeat(keys=[self.keys["inflight"]], args=[self.lease, *members])
+
+    # -------------------------------------------------------------- presence
+    def beat_sync(self, worker_id: str, info: dict[str, Any]) -> None:
+        """Say from a thread that worker ``worker_id`` is alive: ``info`` (host, pid,
+        queues, concurrency, running...) is kept as plain JSON with the time of the beat,
+        for dashboards. Display only: nothing acts on it."""
+        self._sync().hset(
+            self.keys["workers"], worker_id, json.dumps({**info, "beat": time.time()})
+        )
+
+    def leave_sync(self, worker_id: str) -> None:
+        """Take worker ``worker_id`` off the list (it stopped cleanly)."""
+        self._sync().hdel(self.keys["workers"], worker_id)
+
+    def _sync(self) -> Any:
         if self._sync_client is None:
             import redis
 
@@ -585,7 +611,39 @@ class RedisBroker(BaseBroker):
                 self.url, socket_timeout=5.0, socket_connect_timeout=5.0
             )
             self._sync_heartbeat = self._sync_client.register_script(_HEARTBEAT)
-        self._sync_heartbeat(keys=[self.keys["inflight"]], args=[self.lease, *members])
+        return self._sync_client
+
+    async def workers(self) -> list[dict[str, Any]]:
+        """The workers that beat on this queue, newest beat first. Each is its ``info``
+        plus ``id``, ``beat`` (POSIX seconds), ``seconds_since_beat`` and ``lost`` (no
+        beat for :data:`LOST_AFTER` seconds). Malformed entries are skipped; entries
+        lost for a day are dropped."""
+        raw = await self.call("workers", lambda: self.client.hgetall(self.keys["workers"]))
+        now = time.time()
+        found, stale = [], []
+        for key, value in raw.items():
+            worker_id = key.decode(errors="replace")
+            try:
+                info = json.loads(value)
+                beat = float(info["beat"])
+            except (ValueError, KeyError, TypeError):
+                logger.warning(
+                    "Skipped a malformed worker entry %r in %s", worker_id, self.keys["workers"]
+                )
+                continue
+            if not isinstance(info, dict):
+                continue
+            age = now - beat
+            if age > _FORGET_AFTER:
+                stale.append(key)
+                continue
+            found.append(
+                {**info, "id": worker_id, "seconds_since_beat": age, "lost": age > LOST_AFTER}
+            )
+        if stale:
+            await self.call("workers", lambda: self.client.hdel(self.keys["workers"], *stale))
+        found.sort(key=lambda w: w["beat"], reverse=True)
+        return found
 
     async def remove(self, task_id: str, priority: int) -> bool:
         """Take a waiting or delayed task out of Redis; True if it was there."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -94,7 +95,10 @@ class FlowrraManager:
     async def _status_counts(self) -> dict[str, int]:
         counter = getattr(self.app.results_backend, "count_by_status", None)
         if callable(counter):
-            return dict(counter())
+            counts = counter()
+            if inspect.isawaitable(counts):  # the Redis backend reads its indexes
+                counts = await counts
+            return dict(counts)
         records = await self.app.list_results()
         counts = dict.fromkeys((s.value for s in TaskStatus), 0)
         for record in records:
