@@ -256,8 +256,8 @@ _KEY_TYPES = {
     ":workers": "hash",
 }
 
-#: A worker that has not beaten for this many seconds is shown as lost.
-LOST_AFTER = 15.0
+#: A worker is shown as lost after three missed beats, and never sooner than this.
+LOST_AFTER = 5.0
 _FORGET_AFTER = 86400.0  # a lost worker's entry is dropped after a day
 
 
@@ -616,8 +616,8 @@ class RedisBroker(BaseBroker):
     async def workers(self) -> list[dict[str, Any]]:
         """The workers that beat on this queue, newest beat first. Each is its ``info``
         plus ``id``, ``beat`` (POSIX seconds), ``seconds_since_beat`` and ``lost`` (no
-        beat for :data:`LOST_AFTER` seconds). Malformed entries are skipped; entries
-        lost for a day are dropped."""
+        beat for three of its beat periods, at least :data:`LOST_AFTER` seconds).
+        Malformed entries are skipped; entries lost for a day are dropped."""
         raw = await self.call("workers", lambda: self.client.hgetall(self.keys["workers"]))
         now = time.time()
         found, stale = [], []
@@ -637,8 +637,10 @@ class RedisBroker(BaseBroker):
             if age > _FORGET_AFTER:
                 stale.append(key)
                 continue
+            every = info.get("every")
+            lost_after = max(LOST_AFTER, 3 * every) if isinstance(every, (int, float)) else 15.0
             found.append(
-                {**info, "id": worker_id, "seconds_since_beat": age, "lost": age > LOST_AFTER}
+                {**info, "id": worker_id, "seconds_since_beat": age, "lost": age > lost_after}
             )
         if stale:
             await self.call("workers", lambda: self.client.hdel(self.keys["workers"], *stale))

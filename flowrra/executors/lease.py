@@ -16,13 +16,15 @@ import threading
 import time
 from collections.abc import Callable
 
-__all__ = ["BLOCKED_AFTER", "LeaseKeeper"]
+__all__ = ["BEAT_EVERY", "BLOCKED_AFTER", "LeaseKeeper"]
 
 logger = logging.getLogger("flowrra.worker")
 
 #: Seconds without a turn of the event loop after which the running task is named.
 BLOCKED_AFTER = 1.0
 _TICK = 0.25
+#: Seconds between two presence beats (what dashboards show as a worker's last beat).
+BEAT_EVERY = 2.0
 
 
 class LeaseKeeper:
@@ -40,12 +42,18 @@ class LeaseKeeper:
         members: Callable[[], list[str]],
         renew: Callable[[list[str]], None],
         running: Callable[[asyncio.AbstractEventLoop], str],
+        presence: Callable[[], None] | None = None,
+        leave: Callable[[], None] | None = None,
     ) -> None:
-        """Describe the keeper; :meth:`start` starts its thread."""
+        """Describe the keeper; :meth:`start` starts its thread. ``presence`` (if given)
+        is called every :data:`BEAT_EVERY` seconds from the thread to say the worker is
+        alive, ``leave`` once when the keeper stops."""
         self.lease = lease
         self._members = members
         self._renew = renew
         self._running = running
+        self._presence = presence
+        self._leave = leave
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"flowrra-lease-{name}", daemon=True)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -72,15 +80,32 @@ class LeaseKeeper:
             self._ticker.cancel()
         if self._thread.is_alive():
             self._thread.join(timeout=5.0)
+        if self._leave is not None:
+            try:
+                self._leave()
+            except Exception as exc:
+                logger.debug("Could not take this worker off the list: %s", exc)
 
     def _run(self) -> None:
-        next_renew = 0.0
-        while not self._stopped.wait(_TICK):
+        next_renew = next_beat = 0.0
+        while True:
             now = time.monotonic()
             if now >= next_renew:
                 next_renew = now + self.lease / 3
                 self._renew_now()
+            if self._presence is not None and now >= next_beat:
+                next_beat = now + BEAT_EVERY
+                self._beat_presence()
             self._watch(now)
+            if self._stopped.wait(_TICK):
+                return
+
+    def _beat_presence(self) -> None:
+        assert self._presence is not None
+        try:
+            self._presence()
+        except Exception as exc:
+            logger.debug("Could not report this worker's presence: %s", exc)
 
     def _renew_now(self) -> None:
         try:

@@ -22,14 +22,17 @@ import asyncio
 import contextlib
 import importlib
 import logging
+import os
+import socket
 import time
+import uuid
 from typing import TYPE_CHECKING, Any
 
 from flowrra.backends.redis import RedisBackend
 from flowrra.brokers.redis import RedisBroker, TakenTask
 from flowrra.clock import utcnow
 from flowrra.exceptions import BackendError, BrokerError, FlowrraError
-from flowrra.executors.lease import LeaseKeeper
+from flowrra.executors.lease import BEAT_EVERY, LeaseKeeper
 from flowrra.redis_client import Batcher
 from flowrra.registry import TaskSpec
 from flowrra.serialization import dumps_function, loads
@@ -85,6 +88,7 @@ class RemoteQueue:
         self._stopping = False
         self._feeder: asyncio.Task[None] | None = None
         self._keeper: LeaseKeeper | None = None
+        self._started_at = time.time()
         self._chores: set[asyncio.Task[Any]] = set()
         self._reserved = 0  # worker slots promised to tasks being submitted here
 
@@ -291,15 +295,34 @@ class RemoteQueue:
         loop = asyncio.get_running_loop()
         self._stopping = False
         await self.broker.listen()  # subscribed before the first take: no wake-up missed
+        self._started_at = time.time()
+        worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._keeper = LeaseKeeper(
             self.broker.queue_key,
             self.broker.lease,
             self._members,
             self.broker.heartbeat_sync,
             self._running_task,
+            presence=lambda: self.broker.beat_sync(worker_id, self._presence()),
+            leave=lambda: self.broker.leave_sync(worker_id),
         )
         self._keeper.start(loop)
         self._feeder = loop.create_task(self._feed())
+
+    def _presence(self) -> dict[str, Any]:
+        """What this worker says of itself to dashboards (called from the keeper's
+        thread: reads only sizes)."""
+        executor = self.executor
+        return {
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "queues": [executor.kind],
+            "queue_key": self.broker.queue_key,
+            "concurrency": executor.worker_count,
+            "running": len(self.taken),
+            "started": self._started_at,
+            "every": BEAT_EVERY,
+        }
 
     def _members(self) -> list[str]:
         for _ in range(5):  # the loop may change the dict meanwhile: read it again

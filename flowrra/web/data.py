@@ -105,6 +105,10 @@ def record_detail(record: TaskResult) -> dict[str, Any]:
     }
 
 
+def _number(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
 def _status(value: str | None) -> TaskStatus | None:
     if not value:
         return None
@@ -276,10 +280,27 @@ class DashboardData:
     async def workers(self) -> list[dict[str, Any]]:
         """Every worker process that reports to this app's broker, newest beat first;
         one whose beats stopped is marked ``lost``."""
-        lister = getattr(self.app, "list_workers", None)
-        if lister is None:
-            return []
-        return jsonable(await lister())
+        merged: dict[tuple[Any, Any], dict[str, Any]] = {}
+        brokers = {id(e.broker): e.broker for e in (self.app.io_executor, self.app.cpu_executor)}
+        for broker in brokers.values():
+            lister = getattr(broker, "workers", None)
+            if lister is None:
+                continue
+            for entry in await lister():
+                key = (entry.get("host"), entry.get("pid"))
+                known = merged.get(key)
+                if known is None:
+                    merged[key] = {**entry, "queues": list(entry.get("queues") or [])}
+                    continue
+                known["queues"] = sorted({*known["queues"], *(entry.get("queues") or [])})
+                for field in ("concurrency", "running"):
+                    known[field] = _number(known.get(field)) + _number(entry.get(field))
+                if entry.get("seconds_since_beat", 1e9) < known.get("seconds_since_beat", 1e9):
+                    known["seconds_since_beat"] = entry["seconds_since_beat"]
+                    known["beat"] = entry.get("beat")
+                known["lost"] = bool(known["lost"] and entry.get("lost"))
+        found = sorted(merged.values(), key=lambda w: (w["lost"], -(w.get("beat") or 0)))
+        return jsonable(found)
 
     # --------------------------------------------------------------- overview
     async def sample(self) -> dict[str, Any]:
