@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import html
+import inspect
 import itertools
 import logging
+import reprlib
 import weakref
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
@@ -18,6 +20,7 @@ from flowrra.exceptions import ConfigError, ExecutorNotRunningError, FlowrraErro
 from flowrra.executors.base import BaseTaskExecutor, SubmitOptions
 from flowrra.executors.cpu import CPUExecutor
 from flowrra.executors.io import IOExecutor
+from flowrra.executors.main_guard import refuse_start_while_bootstrapping
 from flowrra.home_loop import on_home_loop
 from flowrra.registry import TaskRegistry, TaskSpec
 from flowrra.serialization import Signer, signer_for
@@ -46,6 +49,25 @@ logger = logging.getLogger("flowrra.app")
 
 _live_apps: weakref.WeakSet[Flowrra] = weakref.WeakSet()
 _serials = itertools.count()
+
+
+def _check_each(spec: TaskSpec, arg_tuples: list[tuple], call: str) -> None:
+    """Check every item of a map or starmap before any is submitted."""
+    if spec.accepts is None:
+        return
+    for index, args in enumerate(arg_tuples):
+        spec.check_arguments(args, {}, f"item {index} of {call}()")
+
+
+def _unpacked(item: Any, index: int, spec: TaskSpec) -> tuple:
+    try:
+        return tuple(item)
+    except TypeError:
+        raise TypeError(
+            f"starmap() item {index} for task '{spec.name}' is not a tuple of arguments "
+            f"(got {reprlib.repr(item)}): give each item as a tuple, or use map() to pass "
+            "each item as the single argument. Nothing was submitted."
+        ) from None
 
 
 def latest_app() -> Flowrra | None:
@@ -96,6 +118,8 @@ class Flowrra:
             self._link_redis(signer)
         self._scheduler: Any = None
         self._running = False
+        #: The kinds of task ("io", "cpu") this process runs while started; None if stopped.
+        self._local_kinds: frozenset[str] | None = None
         self._home_loop: asyncio.AbstractEventLoop | None = None
         self._serial = next(_serials)
         _live_apps.add(self)
@@ -286,15 +310,14 @@ class Flowrra:
             retry_delay: float | None,
             timeout: float | None,
         ) -> str:
-            return await self.apply(
-                task_name,
-                args,
-                kwargs,
+            self._check_running()
+            options = SubmitOptions(
                 priority=priority,
                 max_retries=max_retries,
                 retry_delay=retry_delay,
                 timeout=timeout,
             )
+            return await self._apply(task_name, tuple(args), dict(kwargs), options, check=False)
 
         def report(started: Any) -> None:
             if not started.cancelled() and started.exception() is not None:
@@ -334,10 +357,21 @@ class Flowrra:
             The task id. For per-submit options (``countdown``, ``eta``, ``timeout``,
             retries) use :meth:`apply`, whose options can never clash with the task's
             own parameter names.
+
+        Raises:
+            TypeError: the task's function does not take these arguments (checked
+                against its signature here, so nothing is queued).
+            TaskNotFoundError: ``task_func`` is not registered with this app.
         """
         if not self._running:
             raise ExecutorNotRunningError(_NOT_RUNNING)
         executor, spec = self._route(task_func)
+        accepts = spec.accepts
+        if accepts is not None:
+            try:  # the hot path: TaskSpec.check_arguments inline
+                accepts(*args, **kwargs)
+            except TypeError:
+                spec.check_arguments(args, kwargs)  # raises, with the task named
         task = executor.enqueue(spec, args, kwargs, priority)
         if task is None:
             return await executor.submit_spec(spec, args, kwargs, priority)
@@ -371,6 +405,10 @@ class Flowrra:
             max_retries: Further attempts after a failure, instead of the task's default.
             retry_delay: Seconds before the first retry, instead of the task's default.
             timeout: Seconds an attempt may run, instead of the task's default.
+
+        Raises:
+            TypeError: the task's function does not take ``args`` and ``kwargs``
+                (nothing is queued).
         """
         self._check_running()
         options = SubmitOptions(
@@ -381,17 +419,39 @@ class Flowrra:
             retry_delay=retry_delay,  # type: ignore[arg-type]
             timeout=timeout,  # type: ignore[arg-type]
         )
+        return await self._apply(task_func, tuple(args), dict(kwargs or {}), options)
+
+    @on_home_loop
+    async def _apply(
+        self,
+        task_func: Callable[..., Any] | str,
+        args: tuple,
+        kwargs: dict[str, Any],
+        options: SubmitOptions,
+        check: bool = True,
+    ) -> str:
+        """:meth:`apply` once its options are checked; ``check=False`` skips the argument
+        check (for the scheduler: a run it cannot submit stays due and is tried again)."""
         executor, spec = self._route(task_func)
-        return await executor.submit_with(spec, tuple(args), dict(kwargs or {}), options)
+        if check:
+            spec.check_arguments(args, kwargs)
+        return await executor.submit_with(spec, args, kwargs, options)
 
     @on_home_loop
     async def map(
         self, task_func: Callable[..., Any] | str, iterable: Iterable[Any], *, priority: int = 0
     ) -> list[str]:
-        """Submit one task per item (each item is the single argument); return the ids."""
+        """Submit one task per item (each item is the single argument); return the ids.
+
+        Raises:
+            TypeError: the task's function does not take one argument; every item is
+                checked before any is submitted.
+        """
         self._check_running()
         executor, spec = self._route(task_func)
-        return await executor.submit_many(spec, ((item,) for item in iterable), priority)
+        arg_tuples = [(item,) for item in iterable]
+        _check_each(spec, arg_tuples, "map")
+        return await executor.submit_many(spec, arg_tuples, priority)
 
     @on_home_loop
     async def starmap(
@@ -401,10 +461,17 @@ class Flowrra:
         *,
         priority: int = 0,
     ) -> list[str]:
-        """Submit one task per item (each item unpacked as the arguments); return the ids."""
+        """Submit one task per item (each item unpacked as the arguments); return the ids.
+
+        Raises:
+            TypeError: an item is not iterable, or the task's function does not take
+                its arguments; every item is checked before any is submitted.
+        """
         self._check_running()
         executor, spec = self._route(task_func)
-        return await executor.submit_many(spec, (tuple(item) for item in iterable), priority)
+        arg_tuples = [_unpacked(item, index, spec) for index, item in enumerate(iterable)]
+        _check_each(spec, arg_tuples, "starmap")
+        return await executor.submit_many(spec, arg_tuples, priority)
 
     @on_home_loop
     async def cancel(self, task_id: str) -> bool:
@@ -507,6 +574,7 @@ class Flowrra:
         """
         if self._running:
             return
+        refuse_start_while_bootstrapping()  # a worker process re-running an unguarded script
         kinds = {"io", "cpu"} if workers is True else set() if workers is False else set(workers)
         if kinds - {"io", "cpu"}:
             raise ConfigError(
@@ -534,6 +602,7 @@ class Flowrra:
             await self._io_executor.stop(wait=False)
             await self._cpu_executor.stop(wait=False)
             raise
+        self._local_kinds = frozenset(kinds)
         self._running = True
 
     @on_home_loop
@@ -549,6 +618,7 @@ class Flowrra:
         if not self._running:
             return
         self._running = False
+        self._local_kinds = None
         if self._scheduler is not None:
             await self._scheduler.stop()
         await asyncio.gather(
@@ -574,12 +644,24 @@ class Flowrra:
         await self.stop()
 
     # ------------------------------------------------------------------ reprs
+    def _workers_text(self, table: bool = False) -> str:
+        """The workers of this process: the configured counts, or none when started with
+        ``workers=False`` (``flowrra worker`` processes run the tasks). ``table``: the
+        short form of the HTML table's row."""
+        kinds = self._local_kinds
+        if kinds is not None and not kinds:
+            return "none (submit-only)" if table else "workers=none (submit-only)"
+        executor = self._config.executor
+        counts = {"io": executor.io_workers, "cpu": executor.cpu_workers}
+        form = "{0} {1}" if table else "{0}_workers={1}"
+        return ", ".join(
+            form.format(kind, count if kinds is None or kind in kinds else "none")
+            for kind, count in counts.items()
+        )
+
     def _status_line(self) -> str:
         state = "running" if self._running else "stopped"
-        return (
-            f"{state}, {len(self._registry)} task(s), io_workers="
-            f"{self._config.executor.io_workers}, cpu_workers={self._config.executor.cpu_workers}"
-        )
+        return f"{state}, {len(self._registry)} task(s), {self._workers_text()}"
 
     def __repr__(self) -> str:
         return f"<Flowrra {self._status_line()}>"
@@ -593,12 +675,18 @@ class Flowrra:
         def hidden(url: str | None) -> str:
             return redacted(url) if url else "in memory"
 
-        def counts() -> dict[str, int]:
-            counter = getattr(self._backend, "count_by_status", None)
-            return dict(counter()) if counter is not None else {}
+        counter = getattr(self._backend, "count_by_status", None)
+
+        def counts() -> dict[str, int]:  # a backend that counts without a round trip
+            if counter is None or inspect.iscoroutinefunction(counter):
+                return {}
+            return dict(counter())
 
         async def counts_on_home() -> dict[str, int]:
-            return counts()
+            if counter is None:
+                return {}
+            found = counter()
+            return dict(await found if inspect.isawaitable(found) else found)
 
         home = self._home_loop
         try:  # the records belong to the home loop's thread: count them there
@@ -613,10 +701,9 @@ class Flowrra:
             f"<span style='color:{STATUS_COLORS.get(s, 'gray')}'>{s} {n}</span>"
             for s, n in found.items()
         )
-        executor = self._config.executor
         rows = [
             ("tasks", html.escape(", ".join(self._registry.list_tasks()) or "none registered")),
-            ("workers", f"io {executor.io_workers}, cpu {executor.cpu_workers}"),
+            ("workers", self._workers_text(table=True)),
             ("queued", queued),
             ("records", records or "-"),
             ("broker", html.escape(hidden(self._config.broker and self._config.broker.url))),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from flowrra.exceptions import DuplicateTaskError, InvalidTaskError, TaskNotFoundError
@@ -16,7 +16,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 @dataclass(slots=True)
 class TaskSpec:
-    """A registered task: its function and the defaults every submit starts from."""
+    """A registered task: its function and the defaults every submit starts from.
+
+    ``accepts`` (made by :meth:`TaskRegistry.register`) takes exactly the arguments
+    ``func`` takes and does nothing; None when ``func``'s signature cannot be read.
+    """
 
     name: str
     func: Callable[..., Any]
@@ -24,6 +28,81 @@ class TaskSpec:
     max_retries: int = 3
     retry_delay: float = 1.0
     timeout: float | None = None
+    accepts: Callable[..., None] | None = field(default=None, repr=False, compare=False)
+
+    def check_arguments(self, args: tuple, kwargs: dict, where: str = "") -> None:
+        """Raise ``TypeError`` at once if ``func`` would refuse ``args`` and ``kwargs``.
+
+        The message is Python's own (``add() missing 1 required positional argument:
+        'y'``) with the task's name and signature; ``where`` (e.g. ``"item 3 of map()"``)
+        says which of many submits it was. No check when the signature is unknown.
+        """
+        accepts = self.accepts
+        if accepts is None:
+            return
+        try:
+            accepts(*args, **kwargs)
+        except TypeError as exc:
+            raise TypeError(_refusal(self, exc, where)) from None
+
+
+def _refusal(spec: TaskSpec, exc: TypeError, where: str) -> str:
+    within = f" ({where})" if where else ""
+    return (
+        f"Task '{spec.name}' cannot take these arguments{within}: {exc}. Nothing was "
+        f"submitted; pass the arguments it takes: {_call_text(spec)}"
+    )
+
+
+def _call_text(spec: TaskSpec) -> str:
+    """``add(x, y=2)``: the task's parameters, without annotations."""
+    accepts = spec.accepts
+    assert accepts is not None
+    signature = inspect.signature(spec.func, follow_wrapped=False)
+    params = [p.replace(annotation=p.empty) for p in signature.parameters.values()]
+    plain = signature.replace(parameters=params, return_annotation=signature.empty)
+    return f"{accepts.__qualname__}{plain}"
+
+
+class _Default:
+    """Stands for a parameter's default in the source of an argument check."""
+
+    def __repr__(self) -> str:
+        return "_default"
+
+
+_DEFAULT = _Default()
+
+
+def _argument_check(func: Callable[..., Any], name: str = "task") -> Callable[..., None] | None:
+    """A function that takes exactly the arguments ``func`` takes and does nothing.
+
+    Calling it costs a plain call and raises Python's own ``TypeError`` (named after
+    ``func``, else ``name``) for arguments ``func`` would refuse; ``Signature.bind``
+    costs a hundred times more. None when ``func``'s signature cannot be read (some
+    builtins). Decorators are not looked through (``__wrapped__``): a wrapper that
+    takes ``*args, **kwargs`` accepts anything, as calling it would.
+    """
+    try:
+        signature = inspect.signature(func, follow_wrapped=False)
+    except (TypeError, ValueError):
+        return None
+    params = [
+        p.replace(annotation=p.empty, default=p.empty if p.default is p.empty else _DEFAULT)
+        for p in signature.parameters.values()
+    ]
+    text = str(signature.replace(parameters=params, return_annotation=signature.empty))
+    namespace: dict[str, Any] = {}
+    try:
+        exec(f"def accepts{text}:\n    return None", {"_default": None}, namespace)
+    except SyntaxError:  # a hand-made __signature__ that no def can have
+        return None
+    accepts = namespace["accepts"]
+    own = getattr(func, "__name__", None)
+    accepts.__name__ = own if isinstance(own, str) else name
+    qualname = getattr(func, "__qualname__", None)
+    accepts.__qualname__ = qualname if isinstance(qualname, str) else accepts.__name__
+    return accepts
 
 
 def task_name_of(func: Callable[..., Any]) -> str:
@@ -152,7 +231,13 @@ class TaskRegistry:
             )
         _check_options(task_name, max_retries, retry_delay, timeout)
         spec = TaskSpec(
-            task_name, func, cpu_bound, max_retries, float(retry_delay), _float(timeout)
+            task_name,
+            func,
+            cpu_bound,
+            max_retries,
+            float(retry_delay),
+            _float(timeout),
+            _argument_check(func, task_name),
         )
         for attr, value in (
             ("task_name", task_name),

@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import os
 import pickle
 import secrets
-from typing import Any
+import types
+from collections import ChainMap
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import cloudpickle
 
@@ -58,10 +62,43 @@ def dumps_function(func: Any) -> tuple[str, bytes]:
     only the digest afterwards.
     """
     try:
-        data = cloudpickle.dumps(func, protocol=pickle.HIGHEST_PROTOCOL)
+        data = _dumps_keeping_files(func)
     except Exception as exc:
         raise SerializationError(f"The task function cannot be pickled: {_offender(exc)}") from exc
     return digest_of(data), data
+
+
+_reduce_code = getattr(getattr(cloudpickle, "cloudpickle", None), "_code_reduce", None)
+_DYNAMIC = "<dynamic-code>"
+
+
+def _code_keeping_file(code: types.CodeType) -> Any:
+    """cloudpickle's reduction of a code object, with the code's file name kept.
+
+    cloudpickle writes ``<dynamic-code>`` instead, so the traceback of a function sent by
+    value would not say where it failed (nor show the line, which a worker on the same
+    machine reads from the file).
+    """
+    assert _reduce_code is not None
+    rebuild, args = _reduce_code(code)
+    return rebuild, tuple(code.co_filename if arg == _DYNAMIC else arg for arg in args)
+
+
+class _FunctionPickler(cloudpickle.Pickler):
+    """cloudpickle's pickler, keeping the file names of the code it sends by value (with
+    a cloudpickle that has no ``_code_reduce``, cloudpickle's own way)."""
+
+    dispatch_table: ClassVar[Mapping[Any, Any]] = (
+        ChainMap({types.CodeType: _code_keeping_file}, cloudpickle.Pickler.dispatch_table)
+        if _reduce_code is not None
+        else cloudpickle.Pickler.dispatch_table
+    )
+
+
+def _dumps_keeping_files(func: Any) -> bytes:
+    with io.BytesIO() as file:
+        _FunctionPickler(file, protocol=pickle.HIGHEST_PROTOCOL).dump(func)
+        return file.getvalue()
 
 
 def digest_of(data: bytes) -> str:

@@ -4,6 +4,7 @@ cancel, back-pressure, stop, memory bounds and events."""
 from __future__ import annotations
 
 import asyncio
+import warnings
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -599,3 +600,31 @@ async def test_event_timestamps_are_the_times_of_the_changes(app: Flowrra) -> No
         event = by_type[kind]
         assert event["timestamp"] == event["task"][field]
         assert datetime.fromisoformat(event["timestamp"]).utcoffset() == timedelta(0)
+
+
+async def test_the_repr_says_which_workers_run_here(prefix: str) -> None:
+    from . import redis_app
+    from .services import REDIS_URL
+
+    local = Flowrra(Config(executor=ExecutorConfig(io_workers=4, cpu_workers=2)))
+    async with local:
+        assert repr(local) == "<Flowrra running, 0 task(s), io_workers=4, cpu_workers=2>"
+    submit_only = redis_app.make_app(prefix, REDIS_URL, "repr-test-secret-0123456789")
+    await submit_only.start(workers=False)
+    try:
+        assert repr(submit_only) == "<Flowrra running, 4 task(s), workers=none (submit-only)>"
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            page = submit_only._repr_html_()
+        assert "<td>none (submit-only)</td>" in page
+        assert [str(w.message) for w in caught] == []  # no Redis count left un-awaited
+    finally:
+        await submit_only.stop()
+    io_only = redis_app.make_app(prefix, REDIS_URL, "repr-test-secret-0123456789")
+    await io_only.start(workers={"io"})
+    try:
+        assert repr(io_only).endswith("io_workers=8, cpu_workers=none>")
+        assert "<td>io 8, cpu none</td>" in io_only._repr_html_()
+    finally:
+        await io_only.stop()
+    assert repr(io_only) == "<Flowrra stopped, 4 task(s), io_workers=8, cpu_workers=2>"

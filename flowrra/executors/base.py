@@ -14,7 +14,6 @@ import contextvars
 import logging
 import random
 import time
-import traceback
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
@@ -33,6 +32,8 @@ from flowrra.exceptions import (
     SerializationError,
     TaskNotFoundError,
 )
+from flowrra.executors.main_guard import refuse_start_while_bootstrapping
+from flowrra.executors.tracebacks import task_traceback
 from flowrra.registry import TaskRegistry, TaskSpec
 from flowrra.serialization import signer_for
 from flowrra.task import Task, TaskResult, TaskStatus, new_task_id
@@ -52,6 +53,10 @@ SHARE_SLICE = 0.001
 _IN_TASK: contextvars.ContextVar[bool] = contextvars.ContextVar("flowrra_in_task", default=False)
 
 logger = logging.getLogger("flowrra.executor")
+
+#: Per-task lines (a retry): their own logger, so a kernel can keep them out of its cells
+#: (flowrra.notebook.kernel_apps) while the task table and the records show them.
+task_logger = logging.getLogger("flowrra.tasks")
 
 _PENDING = TaskStatus.PENDING
 _RUNNING = TaskStatus.RUNNING
@@ -242,8 +247,15 @@ class BaseTaskExecutor(ABC):
     async def submit(
         self, task_func: Callable[..., Any] | str, *args: Any, priority: int = 0, **kwargs: Any
     ) -> str:
-        """Submit a registered task (function or name) and return its id."""
-        return await self.submit_spec(self._spec_for(task_func), args, kwargs, priority)
+        """Submit a registered task (function or name) and return its id.
+
+        Raises:
+            TypeError: the task's function does not take these arguments (nothing is
+                queued).
+        """
+        spec = self._spec_for(task_func)
+        spec.check_arguments(args, kwargs)
+        return await self.submit_spec(spec, args, kwargs, priority)
 
     def enqueue(self, spec: TaskSpec, args: tuple, kwargs: dict, priority: int = 0) -> Task | None:
         """Queue ``spec`` now if there is room and return its task; None if the queue is
@@ -458,9 +470,7 @@ class BaseTaskExecutor(ABC):
         if exc is not None:
             record.error = message or str(exc) or repr(exc)
             record.error_type = _error_type(exc)
-            record.traceback = getattr(exc, "remote_traceback", None) or "".join(
-                traceback.format_exception(exc)
-            )
+            record.traceback = getattr(exc, "remote_traceback", None) or task_traceback(exc)
         elif message is not None:
             record.error = message
         del self._active[record.task_id]
@@ -649,7 +659,7 @@ class BaseTaskExecutor(ABC):
         await self._save(record)
         self.events.publish("task.retrying", record)
         delay = self.retry_delay_for(task)
-        logger.warning(
+        task_logger.warning(
             "Task %s (%s) failed (%s: %s); retry %d/%d in %.3gs",
             task.name,
             task.id,
@@ -706,6 +716,7 @@ class BaseTaskExecutor(ABC):
         """
         if self._running:
             return
+        refuse_start_while_bootstrapping()
         if not workers and self._remote is None:
             raise ConfigError(
                 "start(workers=False) needs a broker (Redis): with the in-memory queue no "

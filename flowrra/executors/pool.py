@@ -21,7 +21,6 @@ import logging
 import multiprocessing
 import pickle
 import signal
-import traceback
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -29,6 +28,13 @@ from typing import Any
 
 from flowrra.exceptions import FlowrraError, SerializationError, WorkerLostError
 from flowrra.executors.lifeline import arm_forkserver, die_with_parent, launch, watch_pipe
+from flowrra.executors.main_guard import (
+    UNGUARDED_MAIN_EXIT,
+    WORKER_NAME,
+    forkserver_refused,
+    unguarded_main_error,
+)
+from flowrra.executors.tracebacks import task_traceback
 from flowrra.serialization import dumps, dumps_function, loads
 
 __all__ = ["ProcessPool", "RemoteTaskError", "worker_main"]
@@ -60,6 +66,7 @@ def worker_main(conn: Connection) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in a notebook stops waits only
     die_with_parent()
     watch_pipe(conn.fileno())
+    conn.send_bytes(b"")  # started: from now on an exit status is the task's doing
     cache: dict[str, Callable[..., Any]] = {}
     while True:
         try:
@@ -93,12 +100,16 @@ def _run_call(
 
 
 def _describe(exc: BaseException) -> tuple[str, str, str]:
-    return type(exc).__name__, str(exc) or repr(exc), "".join(traceback.format_exception(exc))
+    return type(exc).__name__, str(exc) or repr(exc), task_traceback(exc)
 
 
 # ------------------------------------------------------------------ parent side
+class _MainRefused(Exception):
+    """The forkserver ended as it imported the main script (see main_guard)."""
+
+
 class _Worker:
-    __slots__ = ("conn", "dead", "future", "known", "proc")
+    __slots__ = ("conn", "dead", "future", "known", "proc", "started")
 
     def __init__(self, proc: BaseProcess, conn: Connection) -> None:
         self.proc = proc
@@ -106,6 +117,7 @@ class _Worker:
         self.known: set[str] = set()
         self.future: asyncio.Future[Any] | None = None
         self.dead = False
+        self.started = False  # it said so: bootstrapping (re-importing __main__) is over
 
 
 def _death_cause(proc: BaseProcess) -> str:
@@ -138,11 +150,15 @@ class ProcessPool:
         if start_method == "forkserver":
             arm_forkserver(self._ctx)
         self._workers: list[_Worker] = []
-        self._idle: asyncio.Queue[_Worker] | None = None
+        #: Idle workers; None wakes a waiter when the pool cannot start (``_refused``).
+        self._idle: asyncio.Queue[_Worker | None] | None = None
         self._functions: dict[Any, tuple[str, bytes]] = {}
         self._starting: asyncio.Task[None] | None = None
         self._spawning: set[asyncio.Task[None]] = set()
         self._closed = False
+        #: The worker processes refused to start: the main script has no main guard.
+        self._refused = False
+        self._refused_at_launch = False  # the launcher thread's own flag of the same
         self.bytes_sent = 0
         self.replaced = 0
 
@@ -160,6 +176,7 @@ class ProcessPool:
         """Start the worker processes (once; later calls wait for the first)."""
         if self._starting is None:
             self._closed = False
+            self._refused = self._refused_at_launch = False
             self._idle = asyncio.Queue()
             self._starting = asyncio.get_running_loop().create_task(self._spawn_all())
         await asyncio.shield(self._starting)
@@ -168,17 +185,31 @@ class ProcessPool:
         await asyncio.gather(*(self._spawn() for _ in range(self.size)))
 
     def _launch(self) -> tuple[BaseProcess, Connection]:
+        if self._refused_at_launch:  # a new forkserver would import the script again
+            raise _MainRefused()
         parent_conn, child_conn = self._ctx.Pipe(duplex=True)
         proc = self._ctx.Process(
-            target=worker_main, args=(child_conn,), daemon=True, name="flowrra-cpu-worker"
+            target=worker_main, args=(child_conn,), daemon=True, name=WORKER_NAME
         )
-        proc.start()
-        child_conn.close()
+        try:
+            proc.start()
+        except Exception:
+            parent_conn.close()
+            if self.start_method == "forkserver" and forkserver_refused():
+                self._refused_at_launch = True
+                raise _MainRefused() from None
+            raise
+        finally:
+            child_conn.close()
         return proc, parent_conn
 
     async def _spawn(self) -> None:
         loop = asyncio.get_running_loop()
-        proc, conn = await asyncio.wrap_future(launch(self._launch))
+        try:
+            proc, conn = await asyncio.wrap_future(launch(self._launch))
+        except _MainRefused:
+            self._refuse()
+            return
         worker = _Worker(proc, conn)
         if self._closed:
             await loop.run_in_executor(None, _shutdown_worker, worker)
@@ -208,26 +239,27 @@ class ProcessPool:
         digest, fn_bytes = self._function(func)
         payload = dumps((args, kwargs), what="arguments")
         await self.start()
-        assert self._idle is not None
-        worker = await self._idle.get()
-        while worker.dead:
-            worker = await self._idle.get()
+        worker = await self._idle_worker()
         send_fn = None if digest in worker.known else fn_bytes
         message = pickle.dumps((digest, send_fn, payload), protocol=pickle.HIGHEST_PROTOCOL)
         future = asyncio.get_running_loop().create_future()
         worker.future = future
         try:
-            worker.conn.send_bytes(message)
-            self.bytes_sent += len(message)
-            if send_fn is not None:
-                worker.known.add(digest)
+            try:
+                worker.conn.send_bytes(message)
+            except OSError:  # it died before it could take the call: fail it as a death
+                self._on_death(worker)
+            else:
+                self.bytes_sent += len(message)
+                if send_fn is not None:
+                    worker.known.add(digest)
             ok, value, loaded = await future
         except asyncio.CancelledError:
             if worker.future is future:  # still running: the only way to stop it is to kill it
                 self._kill(worker)
             raise
         finally:
-            if not worker.dead:
+            if not worker.dead and self._idle is not None:
                 worker.future = None
                 self._idle.put_nowait(worker)
         if ok:
@@ -236,9 +268,33 @@ class ProcessPool:
             worker.known.discard(digest)
         raise RemoteTaskError(*value)
 
+    async def _idle_worker(self) -> _Worker:
+        """The next idle live worker; raises the main-guard error if the pool cannot start."""
+        idle = self._idle
+        assert idle is not None
+        while True:
+            if self._refused:
+                idle.put_nowait(None)  # wake the next waiter too
+                raise unguarded_main_error()
+            worker = await idle.get()
+            if worker is not None and not worker.dead:
+                return worker
+
+    def _refuse(self) -> None:
+        """The pool's processes refused to start (no main guard): say it once, wake
+        every waiting call, and start no more processes."""
+        if not self._refused:
+            self._refused = True
+            logger.error("%s", unguarded_main_error())
+        if self._idle is not None:
+            self._idle.put_nowait(None)
+
     def _on_readable(self, worker: _Worker) -> None:
         try:
             data = worker.conn.recv_bytes()
+            if not data:  # worker_main's first word: it has started
+                worker.started = True
+                return
             reply = loads(data)
         except (EOFError, OSError):
             self._on_death(worker)
@@ -264,6 +320,13 @@ class ProcessPool:
         self._detach(worker)
         worker.proc.join(1.0)  # it is gone already: this only reaps it
         worker.conn.close()
+        if not worker.started and worker.proc.exitcode == UNGUARDED_MAIN_EXIT:
+            # it stopped while importing the main script: the script has no main guard
+            future, worker.future = worker.future, None
+            if future is not None and not future.done():
+                future.set_exception(unguarded_main_error())
+            self._refuse()
+            return
         cause = _death_cause(worker.proc)
         logger.warning(
             "CPU worker process %s died (%s); starting a new one", worker.proc.pid, cause
@@ -288,7 +351,7 @@ class ProcessPool:
         self._replace()
 
     def _replace(self) -> None:
-        if self._closed:
+        if self._closed or self._refused:
             return
         self.replaced += 1
         task = asyncio.ensure_future(self._spawn())
