@@ -1,8 +1,25 @@
-"""Task records and schedules as pandas DataFrames (pandas is imported when called)."""
+"""Task records and schedules as pandas DataFrames (pandas is imported when called).
+
+Every column has one fixed dtype, whatever the rows hold, so code written against a
+full frame works on an empty one and on one where a column happens to be all missing:
+
+- ``result``, ``args`` and ``kwargs`` hold each value as the Python object it is (an
+  integer result stays an ``int`` beside a failed task's ``None``);
+- text columns have pandas' default string dtype (``str`` from pandas 3, ``object``
+  before), missing text is ``NaN`` there and ``None`` before;
+- times are time-zone aware (UTC) at microsecond resolution, durations are
+  ``timedelta64[us]`` (``duration``) and float seconds (``duration_s``);
+- counts are ``int64``, ``status`` and ``type`` are categorical.
+
+Usage::
+
+    frame = await app.results_frame()
+    frame.groupby("task_name")["duration_s"].mean()
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from flowrra.task import TaskResult, TaskStatus
@@ -22,6 +39,7 @@ RESULT_COLUMNS = (
     "started_at",
     "finished_at",
     "duration",
+    "duration_s",
     "retries",
     "priority",
     "args",
@@ -42,8 +60,12 @@ SCHEDULE_COLUMNS = (
     "description",
 )
 
+_TIME = "datetime64[us, UTC]"
+_DURATION = "timedelta64[us]"
+_SCHEDULE_TYPES = ("cron", "interval", "one_time")
 
-def _pandas() -> object:
+
+def _pandas() -> Any:
     try:
         import pandas
     except ImportError:
@@ -53,64 +75,77 @@ def _pandas() -> object:
     return pandas
 
 
+def _text_dtype(pandas: Any) -> Any:
+    """pandas' default dtype for text: ``str`` from pandas 3, ``object`` before."""
+    return "str" if int(pandas.__version__.split(".")[0]) >= 3 else object
+
+
+def _frame(
+    pandas: Any,
+    items: Sequence[Any],
+    columns: dict[str, tuple[Callable[[Any], Any], Any]],
+) -> pd.DataFrame:
+    """A DataFrame with one row per item: each column is ``getter(item)`` as its dtype
+    (datetimes through ``to_datetime``, so a naive one is read as UTC)."""
+    data = {}
+    for name, (getter, dtype) in columns.items():
+        values = [getter(item) for item in items]
+        if dtype == _TIME:
+            times = pandas.to_datetime(pandas.Series(values, dtype=object), utc=True)
+            data[name] = times.astype(_TIME)
+        else:
+            data[name] = pandas.Series(values, dtype=dtype)
+    return pandas.DataFrame(data, columns=list(columns))
+
+
+def _seconds(record: TaskResult) -> float | None:
+    duration = record.duration
+    return None if duration is None else duration.total_seconds()
+
+
 def results_frame(records: Iterable[TaskResult]) -> pd.DataFrame:
-    """One row per record with :data:`RESULT_COLUMNS`; ``status`` is categorical and the
-    datetimes are time-zone aware (UTC)."""
-    pd = _pandas()
-    rows = [
-        {
-            "task_id": r.task_id,
-            "task_name": r.task_name,
-            "status": r.status.value,
-            "result": r.result,
-            "error": r.error,
-            "submitted_at": r.submitted_at,
-            "started_at": r.started_at,
-            "finished_at": r.finished_at,
-            "duration": r.duration,
-            "retries": r.retries,
-            "priority": r.priority,
-            "args": r.args,
-            "kwargs": r.kwargs,
-        }
-        for r in records
-    ]
-    frame = pd.DataFrame(rows, columns=list(RESULT_COLUMNS))  # type: ignore[attr-defined]
-    for column in ("submitted_at", "started_at", "finished_at"):
-        frame[column] = pd.to_datetime(frame[column], utc=True)  # type: ignore[attr-defined]
-    frame["duration"] = pd.to_timedelta(frame["duration"])  # type: ignore[attr-defined]
-    frame["status"] = pd.Categorical(  # type: ignore[attr-defined]
-        frame["status"], categories=[s.value for s in TaskStatus]
-    )
-    return frame
+    """One row per record with :data:`RESULT_COLUMNS` (see the module docstring for the
+    dtypes, which an empty frame shares); ``status`` is categorical and the datetimes are
+    time-zone aware (UTC)."""
+    pandas = _pandas()
+    text = _text_dtype(pandas)
+    statuses = pandas.CategoricalDtype([s.value for s in TaskStatus])
+    columns: dict[str, tuple[Callable[[TaskResult], Any], Any]] = {
+        "task_id": (lambda r: r.task_id, text),
+        "task_name": (lambda r: r.task_name, text),
+        "status": (lambda r: r.status.value, statuses),
+        "result": (lambda r: r.result, object),
+        "error": (lambda r: r.error, text),
+        "submitted_at": (lambda r: r.submitted_at, _TIME),
+        "started_at": (lambda r: r.started_at, _TIME),
+        "finished_at": (lambda r: r.finished_at, _TIME),
+        "duration": (lambda r: r.duration, _DURATION),
+        "duration_s": (_seconds, "float64"),
+        "retries": (lambda r: r.retries, "int64"),
+        "priority": (lambda r: r.priority, "int64"),
+        "args": (lambda r: tuple(r.args), object),
+        "kwargs": (lambda r: dict(r.kwargs or {}), object),
+    }
+    return _frame(pandas, list(records), columns)
 
 
 def schedules_frame(schedules: Iterable[Any]) -> pd.DataFrame:
     """One row per schedule (:class:`flowrra.scheduler.ScheduledTask` or alike) with
-    :data:`SCHEDULE_COLUMNS`; ``type`` is categorical (cron, interval, one_time) and the
-    datetimes are time-zone aware (UTC)."""
-    pd = _pandas()
-    rows = [
-        {
-            "schedule_id": s.id,
-            "task_name": s.task_name,
-            "type": s.schedule_type.value,
-            "schedule": s.schedule,
-            "enabled": bool(s.enabled),
-            "next_run_at": s.next_run_at,
-            "last_run_at": s.last_run_at,
-            "priority": s.priority,
-            "args": tuple(s.args),
-            "kwargs": dict(s.kwargs),
-            "description": s.description,
-        }
-        for s in schedules
-    ]
-    frame = pd.DataFrame(rows, columns=list(SCHEDULE_COLUMNS))  # type: ignore[attr-defined]
-    for column in ("next_run_at", "last_run_at"):
-        frame[column] = pd.to_datetime(frame[column], utc=True)  # type: ignore[attr-defined]
-    frame["enabled"] = frame["enabled"].astype(bool)
-    frame["type"] = pd.Categorical(  # type: ignore[attr-defined]
-        frame["type"], categories=["cron", "interval", "one_time"]
-    )
-    return frame
+    :data:`SCHEDULE_COLUMNS` (an empty frame has the same dtypes); ``type`` is categorical
+    (cron, interval, one_time) and the datetimes are time-zone aware (UTC)."""
+    pandas = _pandas()
+    text = _text_dtype(pandas)
+    columns: dict[str, tuple[Callable[[Any], Any], Any]] = {
+        "schedule_id": (lambda s: s.id, text),
+        "task_name": (lambda s: s.task_name, text),
+        "type": (lambda s: s.schedule_type.value, pandas.CategoricalDtype(_SCHEDULE_TYPES)),
+        "schedule": (lambda s: s.schedule, text),
+        "enabled": (lambda s: bool(s.enabled), "bool"),
+        "next_run_at": (lambda s: s.next_run_at, _TIME),
+        "last_run_at": (lambda s: s.last_run_at, _TIME),
+        "priority": (lambda s: s.priority, "int64"),
+        "args": (lambda s: tuple(s.args), object),
+        "kwargs": (lambda s: dict(s.kwargs), object),
+        "description": (lambda s: s.description, text),
+    }
+    return _frame(pandas, list(schedules), columns)

@@ -19,9 +19,17 @@ from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
 from flowrra import Flowrra, runtime
-from flowrra.exceptions import FlowrraError, TaskCancelledError, TaskFailedError
+from flowrra.exceptions import (
+    ExecutorNotRunningError,
+    FlowrraError,
+    TaskCancelledError,
+    TaskFailedError,
+    TaskNotFoundError,
+)
 from flowrra.notebook import TaskHandle, TaskHandles, TaskTable
 from flowrra.notebook.magics import FlowrraMagics, split_arguments
+from flowrra.notebook.progress import WaitProgress
+from flowrra.task import TaskResult, TaskStatus
 
 SETUP = """
 import asyncio
@@ -386,3 +394,118 @@ def test_split_arguments() -> None:
         "1e-3",
         "x=f(1, y=2)",
     ]
+
+
+def shown(ip: InteractiveShell, capsys: pytest.CaptureFixture, source: str) -> str:
+    """What the shell prints for a cell that fails, stdout and stderr together."""
+    capsys.readouterr()
+    result = ip.run_cell(source)
+    assert result.error_in_exec is not None, source
+    captured = capsys.readouterr()
+    return captured.out + captured.err
+
+
+def one_line(text: str, start: str) -> str:
+    """The text is one line starting with ``start``: no traceback through flowrra."""
+    lines = text.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(start), text
+    assert "Traceback" not in text and "magics.py" not in text
+    return lines[0]
+
+
+def test_an_unregistered_task_is_one_line_listing_the_tasks(
+    shell: InteractiveShell, capsys: pytest.CaptureFixture
+) -> None:
+    for source in (
+        "%flowrra submit nosuchtask 1",
+        "%flowrra submit 'nosuchtask'",
+        "%flowrra map nosuchtask range(3)",
+        "%flowrra submit asyncio.sleep 1",  # a function, not a task of this app
+    ):
+        line = one_line(shown(shell, capsys, source), "TaskNotFoundError: Task ")
+        assert "is not registered" in line and "(registered: add, boom, slow)" in line
+        assert "@app.task()" in line
+    with pytest.raises(TaskNotFoundError):  # the type is kept: except works
+        cell(shell, "%flowrra submit nosuchtask")
+
+
+def test_flowrra_errors_from_the_magics_are_one_line(
+    shell: InteractiveShell, capsys: pytest.CaptureFixture
+) -> None:
+    line = one_line(shown(shell, capsys, "%flowrra schedules"), "FlowrraError: ")
+    assert "app.create_scheduler()" in line
+    assert shown(shell, capsys, "%flowrra submit add 1 nosuchname") == (
+        "NameError: name 'nosuchname' is not defined\n(in the %flowrra argument 'nosuchname')\n"
+    )
+
+
+def test_not_running_says_flowrra_start(
+    shell: InteractiveShell, capsys: pytest.CaptureFixture
+) -> None:
+    cell(shell, "%flowrra stop")
+    for source in ("%flowrra submit add 1", "%flowrra map add [1, 2]"):
+        line = one_line(shown(shell, capsys, source), "ExecutorNotRunningError: ")
+        assert "%flowrra start" in line
+    with pytest.raises(ExecutorNotRunningError):
+        cell(shell, "%flowrra submit add 1")
+
+
+def test_a_missing_argument_is_a_type_error_at_once(
+    shell: InteractiveShell, capsys: pytest.CaptureFixture
+) -> None:
+    line = one_line(shown(shell, capsys, "%flowrra submit add"), "TypeError: ")
+    assert "'a'" in line
+    assert cell(shell, "%flowrra results")["task_name"].tolist() == []  # nothing submitted
+    with pytest.raises(TypeError):
+        cell(shell, "%flowrra map boom [1, 2]")  # boom takes no argument
+
+
+def test_cancel_and_wait_name_an_unknown_id(
+    shell: InteractiveShell, capsys: pytest.CaptureFixture
+) -> None:
+    line = one_line(shown(shell, capsys, "%flowrra cancel nosuchid"), "UnknownTaskIdError: ")
+    assert "Unknown task id 'nosuchid'" in line and "no variable of that name" in line
+    handle = cell(shell, "%flowrra submit add 1")
+    handle.result(5)
+    text = shown(shell, capsys, f"%flowrra cancel {handle.task_id} 'f00d'")
+    assert "Unknown task id 'f00d'" in one_line(text, "UnknownTaskIdError: ")
+    text = shown(shell, capsys, "%flowrra wait nosuchvar")
+    assert "Unknown task id 'nosuchvar'" in one_line(text, "UnknownTaskIdError: ")
+    assert "IntProgress" not in text  # it failed before drawing a progress bar
+    cell(shell, f"%flowrra cancel {handle.task_id}")
+    assert "not cancelled (already finished)" in capsys.readouterr().out
+
+
+def test_help_lists_the_subcommands(shell: InteractiveShell, capsys: pytest.CaptureFixture) -> None:
+    for source in ("%flowrra -h", "%flowrra --help"):
+        assert cell(shell, source) is None
+        out = capsys.readouterr().out
+        assert "Valid subcommands of %flowrra" in out
+        for name in ("start", "submit", "wait", "cancel", "doctor"):
+            assert f"\n  {name} " in out
+
+
+def test_a_second_start_or_stop_says_so(
+    shell: InteractiveShell, capsys: pytest.CaptureFixture
+) -> None:
+    capsys.readouterr()
+    cell(shell, "%flowrra start")
+    assert "flowrra app already started" in capsys.readouterr().out
+    cell(shell, "%flowrra stop")
+    assert capsys.readouterr().out == "flowrra app stopped\n"
+    cell(shell, "%flowrra stop")
+    assert "flowrra app already stopped" in capsys.readouterr().out
+    cell(shell, "%flowrra start")
+    assert "flowrra app started" in capsys.readouterr().out
+
+
+def test_the_wait_bar_says_done(shell: InteractiveShell) -> None:
+    progress = WaitProgress(2, text=False)
+    assert progress.description == "waiting"
+    for value in (1, 2):
+        progress.update(TaskResult(str(value), TaskStatus.SUCCESS))
+    progress.finish()
+    assert progress.description == "done" and progress._bar.bar_style == "success"
+    stopped = WaitProgress(2, text=False)
+    stopped.interrupted()
+    assert stopped.description == "stopped"

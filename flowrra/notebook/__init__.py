@@ -14,6 +14,10 @@ Usage (in a notebook)::
     app = Flowrra()
     await app.start()        # the app lives on flowrra's runtime thread
     TaskTable(app)           # a live table of its tasks
+
+In a kernel, per-task log lines (a retry) do not print into the cells: the task table
+and the records show them. ``logging.basicConfig()`` (or a handler on the
+``flowrra.tasks`` logger) turns them back on; see :mod:`flowrra.notebook.kernel_apps`.
 """
 
 from __future__ import annotations

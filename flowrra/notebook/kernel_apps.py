@@ -13,15 +13,32 @@ stopped app are closed with it.
 
 Apps that were never bound to a name in the notebook (imported from a module, say) are
 left alone.
+
+Log lines of single tasks stay out of the cells, too. Python prints a warning that no
+handler takes on stderr (``logging.lastResort``), and a kernel sends stderr to whichever
+cell happens to run: a burst of retries would print a line per retry under an unrelated
+cell. So in a kernel the ``flowrra.tasks`` logger (a retry of a task) gets a
+``NullHandler``; the task table (row details) and the records (``error``,
+``error_type``, ``retries``) say the same. Any logging configuration of the user's turns
+them back on, as for any library that adds a ``NullHandler``::
+
+    import logging
+    logging.basicConfig()                  # every WARNING and above, flowrra's included
+    # or only these lines, into a file rather than the cells:
+    logging.getLogger("flowrra.tasks").addHandler(logging.FileHandler("tasks.log"))
+
+Other flowrra warnings (a worker process that died, a configuration to fix) still show.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 from typing import TYPE_CHECKING, Any
 
 from flowrra import runtime
 from flowrra.app import _live_apps
+from flowrra.executors.base import task_logger
 
 if TYPE_CHECKING:
     from flowrra.app import Flowrra
@@ -29,6 +46,7 @@ if TYPE_CHECKING:
 __all__ = [
     "describe_app",
     "held_by_notebook",
+    "keep_task_logs_out_of_cells",
     "names_of",
     "running_apps",
     "stop_released_apps",
@@ -142,9 +160,24 @@ def watch_cells(shell: Any) -> None:
     shell.events.register("post_run_cell", lambda *_: stop_released_apps(namespace))
 
 
+class _OutOfCells(logging.NullHandler):
+    """The handler that keeps per-task lines out of a kernel's cells (see the module doc)."""
+
+
+def keep_task_logs_out_of_cells() -> None:
+    """Give the ``flowrra.tasks`` logger a ``NullHandler`` (once), so its lines do not
+    fall through to ``logging.lastResort`` and into the running cell. A handler of the
+    user's (``logging.basicConfig()``, or one on ``flowrra`` or ``flowrra.tasks``) still
+    gets them."""
+    if not any(isinstance(h, _OutOfCells) for h in task_logger.handlers):
+        task_logger.addHandler(_OutOfCells())
+
+
 def watch_current_kernel() -> None:
-    """Watch the cells of the running IPython kernel, if this is one."""
+    """In a running IPython kernel: watch its cells for apps they let go of, and keep
+    per-task log lines out of the cells."""
     if not runtime.in_kernel():
         return
+    keep_task_logs_out_of_cells()
     shell = sys.modules["IPython"].get_ipython()
     watch_cells(shell)

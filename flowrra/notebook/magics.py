@@ -21,8 +21,14 @@ brackets and strings may hold spaces (``%flowrra map square [1, 2, 3]``).
 ``%%flowrra task [--name N] [--cpu | --io] [--retries N]``  register the cell's function
 =========================================================  ===============================
 
+``%flowrra -h`` lists the subcommands; ``%flowrra SUBCOMMAND -h`` shows one's options.
 Options live in ``%config FlowrraMagics`` (``refresh_hz``, ``max_rows``,
 ``noninteractive``, ``default_executor``).
+
+Errors are short: a :class:`~flowrra.FlowrraError` (an unregistered task, an unknown id,
+an app that is not running), a ``TypeError`` from a task's arguments and an error in an
+argument's expression show as one line ``Type: message`` that says what to do, not as a
+traceback through flowrra. They keep their type, so ``except FlowrraError`` still works.
 """
 
 from __future__ import annotations
@@ -49,9 +55,16 @@ from flowrra import runtime
 from flowrra.app import Flowrra, latest_app
 from flowrra.clock import ensure_aware
 from flowrra.constants import TASK_STATUSES
-from flowrra.exceptions import FlowrraError, TaskTimeoutError
+from flowrra.exceptions import (
+    ExecutorNotRunningError,
+    FlowrraError,
+    TaskNotFoundError,
+    TaskTimeoutError,
+    UnknownTaskIdError,
+)
 from flowrra.notebook.doctor import DoctorReport, diagnose
 from flowrra.notebook.handles import TaskHandle, TaskHandles
+from flowrra.notebook.kernel_apps import keep_task_logs_out_of_cells
 from flowrra.notebook.progress import WaitProgress
 from flowrra.notebook.table_state import TaskTableState, format_rows, load_snapshot
 from flowrra.task import TaskResult
@@ -64,6 +77,11 @@ __all__ = [
 ]
 
 _LIVE = ("pending", "running", "retrying")
+_HELP_WORDS = ("-h", "--help", "help")
+_LISTED_TASKS = 20  # registered names an error lists at most
+_NOT_RUNNING = (
+    "The app is not running: start it with %flowrra start (or await app.start() in a cell)"
+)
 _SKIPPED_TOKENS = (tokenize.NEWLINE, tokenize.NL, tokenize.ENDMARKER, tokenize.COMMENT)
 _OPENERS, _CLOSERS = "([{", ")]}"
 
@@ -131,6 +149,18 @@ def _whole(word: str) -> int:
 _positive.__name__ = "number > 0"
 _non_negative.__name__ = "number >= 0"
 _whole.__name__ = "whole number >= 0"
+
+
+def _shown_short(exc: BaseException) -> BaseException:
+    """Make IPython show ``exc`` as one line, ``Type: message`` (and its notes), instead
+    of a traceback through flowrra's frames; return ``exc``.
+
+    IPython (and ipykernel) draw an exception through its ``_render_traceback_`` when it
+    has one; the exception keeps its type, so callers may still catch it.
+    """
+    lines = [f"{type(exc).__name__}: {exc}", *getattr(exc, "__notes__", ())]
+    exc._render_traceback_ = lambda: lines  # type: ignore[attr-defined]
+    return exc
 
 
 class _HelpShown(Exception):
@@ -341,6 +371,9 @@ class FlowrraMagics(Magics, Configurable):
         try:
             if cell is not None:
                 return self._task_cell(words, cell)
+            if words[:1] and words[0] in _HELP_WORDS:
+                print(self.usage())
+                return None
             if not words or words[0] not in self._commands:
                 given = f"Unknown subcommand {words[0]!r}. " if words else ""
                 raise UsageError(f"{given}{self.usage()}")
@@ -348,11 +381,18 @@ class FlowrraMagics(Magics, Configurable):
             return self._commands[words[0]](args)
         except _HelpShown:
             return None
+        except FlowrraError as exc:
+            _shown_short(exc)
+            raise
 
     def usage(self) -> str:
         """The subcommands and what each does."""
         lines = [f"  {name:<10} {p.description}" for name, p in self._parsers.items()]
-        return "Valid subcommands of %flowrra:\n" + "\n".join(lines)
+        return (
+            "Valid subcommands of %flowrra:\n"
+            + "\n".join(lines)
+            + "\nAdd -h after a subcommand for its options (%flowrra submit -h)."
+        )
 
     # --------------------------------------------------------- current app
     def current_app(self) -> Flowrra:
@@ -376,17 +416,53 @@ class FlowrraMagics(Magics, Configurable):
         return self.noninteractive
 
     def _evaluate(self, word: str) -> Any:
-        return self.shell.ev(word)
+        """The value of the Python expression ``word`` in the notebook's namespace; an
+        error in it is shown short (see :func:`_shown_short`), with the word."""
+        try:
+            return self.shell.ev(word)
+        except SyntaxError as exc:
+            raise UsageError(f"Cannot read {word!r} as a Python expression: {exc.msg}") from None
+        except Exception as exc:
+            exc.add_note(f"(in the %flowrra argument {word!r})")
+            raise _shown_short(exc) from None
 
     def _task(self, app: Flowrra, word: str) -> str | Callable[..., Any]:
-        """A task given as a registered name (quoted or not) or an expression."""
+        """A registered task given as its name (quoted or not) or as an expression.
+
+        Raises:
+            TaskNotFoundError: ``app`` has no such task (the message lists its tasks).
+        """
         name = _text(word)
-        if name in app.registry or word[:1] in ("'", '"'):
+        if name in app.registry:
             return name
-        value = self._evaluate(word)
-        if isinstance(value, str) or callable(value):
+        if word[:1] in ("'", '"'):
+            raise _not_registered(app, name)
+        try:
+            value = self._evaluate(word)
+        except NameError:
+            if word.isidentifier():
+                raise _not_registered(app, word) from None
+            raise
+        if isinstance(value, str):
+            if value not in app.registry:
+                raise _not_registered(app, value)
+            return value
+        if callable(value):
+            if app.registry.get(app.registry.name_of(value)) is not value:
+                raise _not_registered(app, app.registry.name_of(value))
             return value
         raise UsageError(f"{word} is neither a task name nor a function")
+
+    def _running_app(self) -> Flowrra:
+        """The current app, which must be running (to submit to it).
+
+        Raises:
+            ExecutorNotRunningError: it is not; the message says %flowrra start.
+        """
+        app = self.current_app()
+        if not app.is_running:
+            raise ExecutorNotRunningError(_NOT_RUNNING)
+        return app
 
     def _call_args(self, words: list[str]) -> tuple[list[Any], dict[str, Any]]:
         args: list[Any] = []
@@ -409,15 +485,20 @@ class FlowrraMagics(Magics, Configurable):
     # ---------------------------------------------------------- subcommands
     def _start(self, args: argparse.Namespace) -> None:
         app = self.current_app()
-        runtime.run_sync(app.start)
         executor = app.config.executor
-        print(
-            f"flowrra app started on the runtime thread ({executor.io_workers} io, "
-            f"{executor.cpu_workers} cpu workers)"
-        )
+        workers = f"{executor.io_workers} io, {executor.cpu_workers} cpu workers"
+        if app.is_running:
+            print(f"flowrra app already started ({workers}): nothing to do")
+            return
+        runtime.run_sync(app.start)
+        print(f"flowrra app started on the runtime thread ({workers})")
 
     def _stop(self, args: argparse.Namespace) -> None:
-        runtime.run_sync(self.current_app().stop, not args.no_wait, args.timeout)
+        app = self.current_app()
+        if not app.is_running:
+            print("flowrra app already stopped (it is not running): nothing to do")
+            return
+        runtime.run_sync(app.stop, not args.no_wait, args.timeout)
         print("flowrra app stopped")
 
     def _use(self, args: argparse.Namespace) -> None:
@@ -428,36 +509,52 @@ class FlowrraMagics(Magics, Configurable):
         print(f"%flowrra now acts on {args.name}")
 
     def _submit(self, args: argparse.Namespace) -> TaskHandle:
-        app = self.current_app()
+        app = self._running_app()
         task = self._task(app, args.task)
         call_args, call_kwargs = self._call_args(args.args)
         submit = partial(app.submit, task, *call_args, priority=args.priority, **call_kwargs)
-        handle = TaskHandle(app, runtime.run_sync(submit), _name_of(app, task))
+        handle = TaskHandle(app, _call_app(submit), _name_of(app, task))
         self._store(args.out, handle)
         return handle
 
     def _map(self, args: argparse.Namespace) -> TaskHandles:
-        app = self.current_app()
+        app = self._running_app()
         task = self._task(app, args.task)
         items = self._evaluate(args.iterable)
-        ids = runtime.run_sync(partial(app.map, task, items, priority=args.priority))
+        ids = _call_app(partial(app.map, task, items, priority=args.priority))
         name = _name_of(app, task)
         handles = TaskHandles(TaskHandle(app, task_id, name) for task_id in ids)
         self._store(args.out, handles)
         return handles
 
     def _targets(self, app: Flowrra, words: list[str]) -> list[str]:
+        """The task ids the words name (all unfinished ones for no words).
+
+        Raises:
+            UnknownTaskIdError: a word is neither a variable in the notebook nor an id
+                the app has a record of.
+        """
         if not words:
             return runtime.run_sync(_unfinished_ids, app)
         ids: list[str] = []
+        bare: set[str] = set()  # ids given as unquoted words (maybe mistyped names)
         for word in words:
             known = word.isidentifier() and word in self.shell.user_ns
-            ids += _ids_in(self._evaluate(word) if known or word[:1] in "[(" else _text(word))
+            if known or word[:1] in "[(":
+                ids += _ids_in(self._evaluate(word))
+            else:
+                ids.append(_text(word))
+                if word[:1] not in ("'", '"'):
+                    bare.add(ids[-1])
+        records = runtime.run_sync(_records_of, app, ids)
+        unknown = [i for i, record in zip(ids, records, strict=True) if record is None]
+        if unknown:
+            raise _unknown_ids(unknown, bare)
         return ids
 
     def _wait(self, args: argparse.Namespace) -> None:
         app = self.current_app()
-        ids = self._targets(app, args.targets)
+        ids = self._targets(app, args.targets)  # before any bar is drawn
         if not ids:
             print("Nothing to wait for: no unfinished tasks.")
             return
@@ -519,7 +616,7 @@ class FlowrraMagics(Magics, Configurable):
 
     def _cancel(self, args: argparse.Namespace) -> None:
         app = self.current_app()
-        for task_id in self._targets(app, args.targets):
+        for task_id in self._targets(app, args.targets):  # every id known, or none cancelled
             done = runtime.run_sync(app.cancel, task_id)
             print(f"{task_id}: {'cancelled' if done else 'not cancelled (already finished)'}")
 
@@ -577,6 +674,57 @@ class FlowrraMagics(Magics, Configurable):
         return not inspect.iscoroutinefunction(func)
 
 
+def _not_registered(app: Flowrra, name: str) -> TaskNotFoundError:
+    """The error for a task ``app`` does not have, listing the ones it has."""
+    names = app.registry.list_tasks()
+    listing = ", ".join(names[:_LISTED_TASKS]) or "none yet"
+    if len(names) > _LISTED_TASKS:
+        listing += f" and {len(names) - _LISTED_TASKS} more"
+    error = TaskNotFoundError(name)
+    error.args = (
+        f"Task {name!r} is not registered with this app (registered: {listing}). "
+        "Register a function with @app.task() or a %%flowrra task cell.",
+    )
+    return error
+
+
+def _unknown_ids(unknown: list[str], bare: set[str]) -> UnknownTaskIdError:
+    """The error for ids the app has no record of; a bare word may be a mistyped name."""
+    error = UnknownTaskIdError(unknown[0])
+    first = unknown[0]
+    if first in bare:
+        text = (
+            f"Unknown task id {first!r}, and no variable of that name in this notebook: "
+            "give a handle, a list of handles, or the id of a task of this app "
+            "(%flowrra results lists them)"
+        )
+    else:
+        text = (
+            f"Unknown task id {first!r}: it was never submitted to this app, or its record "
+            "has expired (%flowrra results lists the app's tasks)"
+        )
+    if len(unknown) > 1:
+        text += f" ({len(unknown) - 1} more unknown: {', '.join(map(repr, unknown[1:4]))}"
+        text += ", ...)" if len(unknown) > 4 else ")"
+    error.args = (text,)
+    return error
+
+
+async def _records_of(app: Flowrra, ids: list[str]) -> list[TaskResult | None]:
+    return list(await asyncio.gather(*(app.get_result(task_id) for task_id in ids)))
+
+
+def _call_app(call: Callable[[], Any]) -> Any:
+    """Run an app coroutine that takes a task's arguments; a ``TypeError`` (arguments
+    the task does not accept) is shown short, and "not running" names %flowrra start."""
+    try:
+        return runtime.run_sync(call)
+    except ExecutorNotRunningError:
+        raise ExecutorNotRunningError(_NOT_RUNNING) from None
+    except TypeError as exc:
+        raise _shown_short(exc) from None
+
+
 def _name_of(app: Flowrra, task: str | Callable[..., Any]) -> str:
     """The name ``task`` has in ``app`` (a function may have another in another app)."""
     return task if isinstance(task, str) else app.registry.name_of(task)
@@ -592,8 +740,11 @@ def _moment(text: str) -> datetime:
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    """Register the magics and their configurable (what ``%load_ext flowrra`` calls)."""
+    """Register the magics and their configurable (what ``%load_ext flowrra`` calls); in a
+    kernel, keep per-task log lines out of the cells (see :mod:`~flowrra.notebook.kernel_apps`)."""
     unload_ipython_extension(ipython)  # loading twice replaces the first
+    if runtime.in_kernel():
+        keep_task_logs_out_of_cells()
     magics = FlowrraMagics(shell=ipython, config=ipython.config)
     ipython.register_magics(magics)
     ipython.configurables.append(magics)

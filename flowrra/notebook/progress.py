@@ -1,7 +1,9 @@
 """The progress bar of ``%flowrra wait``: a widget, or one line of text at the end.
 
 :class:`WaitProgress` is told about each finished task from the runtime loop (the cell
-that waits is blocked) and redraws at most ``refresh_hz`` times a second.
+that waits is blocked) and redraws at most ``refresh_hz`` times a second. The bar's
+label says ``waiting`` while it waits, ``done`` once every task finished, and
+``stopped`` when Ctrl-C or the timeout ended the wait (the tasks go on).
 """
 
 from __future__ import annotations
@@ -64,14 +66,21 @@ class WaitProgress:
             self._last = now
             self._draw()
 
-    def _draw(self, style: str | None = None) -> None:
+    def _draw(self, style: str | None = None, description: str | None = None) -> None:
         if self._bar is None:
             return
         with self._bar.hold_sync():
             self._bar.value = self.done
             if style is not None:
                 self._bar.bar_style = style
+            if description is not None:
+                self._bar.description = description
         self._label.value = self._line()
+
+    @property
+    def description(self) -> str | None:
+        """The word beside the bar: waiting, done or stopped (None without a widget)."""
+        return None if self._bar is None else self._bar.description
 
     def summary(self) -> str:
         """One line: how many finished, how, and how long the wait took."""
@@ -79,12 +88,12 @@ class WaitProgress:
         return f"{self._line()} after {took}"
 
     def finish(self) -> None:
-        """The wait is over: final bar colour and the summary line."""
+        """The wait is over: the bar says done in its final colour; print the summary."""
         failed = self.statuses["failed"] + self.statuses["cancelled"]
-        self._draw("danger" if failed else "success")
+        self._draw("danger" if failed else "success", "done")
         print(self.summary())
 
     def interrupted(self) -> None:
         """Ctrl-C or the timeout ended the wait: say the tasks go on."""
-        self._draw("warning")
+        self._draw("warning", "stopped")
         print(f"Stopped waiting at {self._line()}; the tasks go on running.")
