@@ -2,6 +2,7 @@
 
 - ``flowrra demo``: run a small workload on the embedded defaults and print a table.
 - ``flowrra worker --app module:app``: run an app's tasks from its Redis broker.
+- ``flowrra dashboard --app module:app``: serve the app's web dashboard.
 - ``flowrra --version``: print ``flowrra <version>``.
 
 A usage error (an unknown command, a bad option value) is one line on stderr,
@@ -32,6 +33,7 @@ EPILOG = """\
 examples:
   flowrra demo
   FLOWRRA_SECRET_KEY=... flowrra worker --app myproject.tasks:app
+  flowrra dashboard --app myproject.tasks:app
   flowrra worker --help"""
 
 
@@ -79,6 +81,13 @@ def _parser() -> argparse.ArgumentParser:
     from flowrra.worker import add_arguments
 
     add_arguments(commands.add_parser("worker", help="run an app's tasks from its Redis broker"))
+    from flowrra.web.cli import add_arguments as add_dashboard_arguments  # no Starlette import
+
+    add_dashboard_arguments(
+        commands.add_parser(
+            "dashboard", help="serve the web dashboard of an app (tasks, schedules, workers)"
+        )
+    )
     return parser
 
 
@@ -95,6 +104,10 @@ def main(argv: list[str] | None = None) -> int:
         from flowrra.worker import run_worker
 
         return run_worker(args)
+    if args.command == "dashboard":
+        from flowrra.web.cli import run_dashboard
+
+        return run_dashboard(args)
     parser.print_help()
     return 2
 

@@ -5,6 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -281,3 +286,73 @@ def test_no_password_from_a_url_is_shown(tmp_path: Path) -> None:
     with TestClient(create_app(app, manage_app=True), base_url=LOCAL) as client:
         for path in ("/api/stats", "/api/health", "/api/overview", "/api/workers", "/"):
             assert "password" not in client.get(path).text.lower()
+
+
+# ------------------------------------------------------------------ the command
+def _dashboard(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "flowrra", "dashboard", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+
+
+def test_the_command_refuses_a_public_address_without_a_token() -> None:
+    done = _dashboard("--app", "tests.redis_app:app", "--host", "0.0.0.0")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "flowrra dashboard: listening on 0.0.0.0 needs a token; set FLOWRRA_DASHBOARD_TOKEN "
+        "(or pass --token) and give it to the people who may use the dashboard"
+    ]
+    bad_app = _dashboard("--app", "tests.redis_app:nosuch")
+    assert bad_app.returncode == 2 and "has no attribute 'nosuch'" in bad_app.stderr
+    assert "dashboard" in _dashboard("--help").stdout.lower()
+
+
+def test_the_command_serves_the_dashboard_on_uvicorn(tmp_path: Path) -> None:
+    import socket
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    (tmp_path / "dashapp.py").write_text(
+        "from flowrra import Flowrra\n"
+        "app = Flowrra()\n"
+        "@app.task()\n"
+        "async def ping() -> str:\n"
+        "    return 'pong'\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    command = [sys.executable, "-m", "flowrra", "dashboard", "--app", "dashapp:app"]
+    server = subprocess.Popen(
+        [*command, "--port", str(port)], env=env, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert server.stderr is not None
+        line = server.stderr.readline()  # printed before uvicorn starts listening
+        assert f"serving dashapp:app on http://127.0.0.1:{port}/" in line
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/tasks") as answer:
+                    assert json.load(answer) == [
+                        {
+                            "name": "ping",
+                            "cpu_bound": False,
+                            "max_retries": 3,
+                            "retry_delay": 1.0,
+                            "timeout": None,
+                        }
+                    ]
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline
+                time.sleep(0.1)
+    finally:
+        server.terminate()  # uvicorn shuts down cleanly, then re-raises SIGTERM
+        assert server.wait(30) in (0, -signal.SIGTERM)
+        assert server.stderr is not None and "Traceback" not in server.stderr.read()
