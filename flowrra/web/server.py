@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
     from flowrra.app import Flowrra
 
-__all__ = ["PAGES", "Dashboard", "TableView", "create_app", "static_files"]
+__all__ = ["PAGES", "Dashboard", "TableView", "create_app", "page_html", "static_files"]
 
 logger = logging.getLogger("flowrra.web")
 
@@ -61,6 +61,14 @@ def static_files() -> dict[str, Path]:
     for name in ("task_table.js", "task_table.css"):
         files[name] = widget_file(name)
     return files
+
+
+def page_html(page: str, root: str, token_needed: bool = False) -> str:
+    """The HTML of the dashboard page ``page`` (a name of :data:`PAGES`) served under the
+    path ``root`` (``""`` or a mount prefix such as ``"/flowrra"``): a shell the
+    front-end fills; it holds no task data. The ``flowrra.ui`` adapters serve it."""
+    titles = {name: title for name, title in PAGES.values()}
+    return _shell(page, titles[page], root, token_needed)
 
 
 def _shell(page: str, title: str, root: str, token_needed: bool) -> str:

@@ -32,13 +32,16 @@ async function api(path, options = {}) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(init.body);
   }
+  // Django's CSRF cookie, when the host project uses its CSRF middleware (flowrra.ui.django)
+  const csrf = /(?:^|;\s*)csrftoken=([^;]+)/.exec(document.cookie);
+  if (csrf && init.method && init.method !== "GET") init.headers["X-CSRFToken"] = decodeURIComponent(csrf[1]);
   const response = await fetch(`${ROOT}${path}`, init);
   if (response.status === 401) {
     window.location.href = `${ROOT}/login`;
     throw new Error("login needed");
   }
   const data = await response.json().catch(() => ({}));
-  if (!response.ok) throw new Error(data.detail || `${response.status} ${response.statusText}`);
+  if (!response.ok) throw new Error(data.detail || data.error || `${response.status} ${response.statusText}`);
   return data;
 }
 
@@ -82,8 +85,9 @@ class SocketModel {
   }
   connect() {
     this.ws = new WebSocket(socketUrl(this.path));
-    this.ws.onopen = () => setConn("live", true);
+    this.ws.onopen = () => { this.opened = true; setConn("live", true); };
     this.ws.onclose = () => {
+      if (!this.opened) { this.poll(); return; } // no WebSockets where the page is mounted
       setConn("reconnecting", false);
       setTimeout(() => this.connect(), 2000);
     };
@@ -110,7 +114,43 @@ class SocketModel {
     this.pending = {};
   }
   send(content) {
-    if (this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(content));
+    if (this.polling) this.request(content).catch((e) => setConn(String(e.message), false));
+    else if (this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(content));
+  }
+  // Without WebSockets (a Flask app, Django without Channels) the same state comes from the
+  // JSON API every two seconds, and messages become requests (as TableView does them).
+  poll() {
+    this.polling = true;
+    this.view = { status_filter: "", name_filter: "", offset: 0, selected: null };
+    const tick = () => this.refresh().then(() => setConn("polling", true), (e) => setConn(String(e.message), false));
+    tick();
+    setInterval(tick, 2000);
+  }
+  async refresh() {
+    const v = this.view;
+    const query = new URLSearchParams({ status: v.status_filter, name: v.name_filter, offset: v.offset, limit: 100 });
+    const page = await api(`/api/records?${query}`);
+    const detail = v.selected ? await api(`/api/records/${encodeURIComponent(v.selected)}`).catch(() => ({})) : {};
+    const state = { detail, max_rows: page.limit, mode: "events", status_filter: v.status_filter, name_filter: v.name_filter };
+    for (const key of ["counts", "rows", "total", "matching", "offset", "limit", "task_names", "statuses", "colors"]) state[key] = page[key];
+    for (const [key, value] of Object.entries(state)) {
+      if (JSON.stringify(this.state[key]) === JSON.stringify(value)) continue;
+      this.state[key] = value;
+      this.emit(key);
+    }
+  }
+  async request(content) {
+    const v = this.view;
+    if (content.type === "set" && (content.key === "status_filter" || content.key === "name_filter")) {
+      v[content.key] = content.value;
+      v.offset = 0;
+    } else if (content.type === "set" && content.key === "offset") v.offset = content.value;
+    else if (content.type === "set" && content.key === "detail" && !content.value) v.selected = null;
+    else if (content.type === "select") v.selected = content.task_id;
+    else if (content.type === "cancel") {
+      await api(`/api/records/${encodeURIComponent(content.task_id)}/cancel`, { method: "POST" }).catch(() => {});
+    }
+    await this.refresh();
   }
   on(name, cb) {
     if (!this.handlers.has(name)) this.handlers.set(name, new Set());
