@@ -1,20 +1,46 @@
 """The task table without a browser: its state (``counts``, ``rows``, ``detail``), the
-messages it sends through a recording comm, and its front-end messages."""
+messages it sends through a recording comm, its front-end messages, and the static HTML
+copy its output carries (through a recording display publisher, and in a real kernel)."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import random
+import shutil
+import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import comm
+import nbformat
 import pytest
+import traitlets
 from comm.base_comm import BaseComm
+from IPython.core.displaypub import DisplayPublisher
+from IPython.core.interactiveshell import InteractiveShell
+from nbclient import NotebookClient
 
 from flowrra import Config, ExecutorConfig, Flowrra, runtime
+from flowrra.clock import utcnow
+from flowrra.constants import TASK_STATUSES
 from flowrra.notebook import TaskTable
-from flowrra.notebook.table_state import TaskTableState, format_rows, row_from_record
+from flowrra.notebook.frontend import widget_file
+from flowrra.notebook.table_state import (
+    SORT_COLUMNS,
+    TaskTableState,
+    format_rows,
+    row_from_record,
+    short_args,
+    snapshot_html,
+    sort_rows,
+)
+
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 
 ROW_KEYS = {"task_id", "task_name", "status", "submitted_at", "duration", "retries", "error"}
 
@@ -72,6 +98,10 @@ def app() -> Iterator[Flowrra]:
     async def blink() -> None:
         await asyncio.sleep(0.001)
 
+    @application.task(max_retries=1, retry_delay=3600)
+    async def later() -> None:
+        raise RuntimeError("try again later")
+
     runtime.run_sync(application.start)
     yield application
     runtime.run_sync(application.stop, False)
@@ -102,7 +132,7 @@ def test_a_table_opened_late_shows_the_earlier_tasks(app: Flowrra) -> None:
     assert set(table.rows[0]) >= ROW_KEYS
     failed = next(r for r in table.rows if r["status"] == "failed")
     assert failed["error"] == "boom" and failed["retries"] == 1
-    assert set(table.task_names) == {"nap", "boom", "slow", "blink"}
+    assert set(table.task_names) == {"nap", "boom", "slow", "blink", "later"}
     table.close()
 
 
@@ -208,7 +238,10 @@ def test_front_end_cancel_cancels_the_task(app: Flowrra) -> None:
 def test_filters_reload_matching_rows(app: Flowrra) -> None:
     wait_all(app, [run(app.submit, "boom"), *run(app.map, "nap", range(300))])
     table = TaskTable(app, max_rows=50)
-    assert len(table.rows) == 50 and all(r["status"] == "success" for r in table.rows)
+    assert len(table.rows) == 50 and table.matching == 301
+    # the failure is older than the newest 50, and still shown: failed rows come first
+    assert table.rows[0]["task_name"] == "boom"
+    assert all(r["status"] == "success" for r in table.rows[1:])
     table.status_filter = "failed"
     table.refresh()
     assert [r["task_name"] for r in table.rows] == ["boom"]  # older than the newest 50
@@ -252,3 +285,366 @@ def test_rows_come_from_records_and_dicts(app: Flowrra) -> None:
     record = run(app.wait_for_result, task_id, 5)
     from_record, from_dict = row_from_record(record), row_from_record(record.to_dict)
     assert from_record == from_dict and from_record["duration"] >= 0
+
+
+# ------------------------------------------------------------------ what the rows say
+def test_rows_show_short_arguments_and_the_attempt(app: Flowrra) -> None:
+    ids = [
+        run(app.submit, "nap", 3),
+        run(lambda: app.submit("nap", i=4)),
+        run(app.submit, "nap", "x" * 500),
+        run(app.submit, "boom"),  # fails twice: max_retries=1
+    ]
+    wait_all(app, ids)
+    table = TaskTable(app)
+    rows = {r["task_id"]: r for r in table.rows}
+    assert rows[ids[0]]["args"] == "(3)" and rows[ids[1]]["args"] == "(i=4)"
+    assert len(rows[ids[2]]["args"]) <= 80 and "..." in rows[ids[2]]["args"]
+    assert rows[ids[3]]["args"] == "()"
+    assert rows[ids[3]]["attempt"] == 2 and rows[ids[0]]["attempt"] == 1
+    table.close()
+
+
+def test_short_args_never_fail_on_a_bad_repr() -> None:
+    class Stubborn:
+        def __repr__(self) -> str:
+            raise RuntimeError("no repr")
+
+    text = short_args((Stubborn(), [1, 2, 3, 4, 5, 6, 7]), {"key": "v" * 100})
+    assert text.startswith("(<") and "..." in text and len(text) <= 80
+
+
+def test_failed_rows_are_not_crowded_out_by_newer_tasks() -> None:
+    state = TaskTableState(max_rows=20)
+    for i in range(15):
+        state.apply(_record(f"f{i}", "failed", i))
+    for i in range(15, 200):  # many newer successes: the oldest rows are trimmed
+        state.apply(_record(f"s{i}", "success", i))
+    rows = state.rows()
+    assert len(rows) == 20
+    assert [r["task_id"] for r in rows[:10]] == [f"f{i}" for i in range(14, 4, -1)]  # half
+    assert all(r["status"] == "success" for r in rows[10:])
+    assert state.matching() == 200
+
+
+def _record(task_id: str, status: str, second: int, **extra: Any) -> dict[str, Any]:
+    moment = (utcnow().replace(microsecond=0) + timedelta(seconds=second)).isoformat()
+    return {
+        "task_id": task_id,
+        "task_name": "t",
+        "status": status,
+        "submitted_at": moment,
+        "started_at": moment,
+        "finished_at": moment if status in ("success", "failed", "cancelled") else None,
+        **extra,
+    }
+
+
+def test_capped_rows_say_how_many_there_are(app: Flowrra) -> None:
+    wait_all(app, [*run(app.map, "nap", range(11)), run(app.submit, "boom")])
+    table = TaskTable(app, max_rows=5)
+    assert len(table.rows) == 5 and table.matching == 12
+    assert "showing 5 of 12" in table.snapshot_html()
+    table.status_filter = "success"
+    table.refresh()
+    assert table.matching == 11 and "showing 5 of 11" in table.snapshot_html()
+    table.status_filter, table.name_filter = "", "nap"
+    table.refresh()
+    assert table.matching == -1  # the counts are per status: unknown for one task name
+    assert "matching the filters" in table.snapshot_html()
+    table.close()
+
+
+def test_sort_rows_is_stable_with_missing_values_last() -> None:
+    rows = [
+        row_from_record(_record("a", "success", 1, task_name="beta")),
+        row_from_record(_record("b", "running", 2, task_name="alpha")),
+        row_from_record(_record("c", "pending", 3, task_name="beta", started_at=None)),
+        row_from_record(_record("d", "failed", 4, task_name="gamma", error="bad")),
+    ]
+    now = utcnow() + timedelta(seconds=100)
+    ids = lambda ordered: [r["task_id"] for r in ordered]  # noqa: E731
+    assert ids(sort_rows(rows)) == ["d", "c", "b", "a"]  # newest first
+    assert ids(sort_rows(rows, "task_name", False)) == ["b", "c", "a", "d"]  # ties: newest
+    assert ids(sort_rows(rows, "status", False)) == ["c", "b", "a", "d"]
+    elapsed = ids(sort_rows(rows, "elapsed", True, now))
+    assert elapsed[0] == "b" and elapsed[-1] == "c"  # running ticks; pending has none
+    assert ids(sort_rows(rows, "error", True))[0] == "d"
+    assert ids(sort_rows(rows, "error", False))[0] == "d"  # empty values last either way
+    with pytest.raises(ValueError, match="sort_by must be one of"):
+        sort_rows(rows, "colour")
+
+
+def test_a_bad_sort_column_is_refused(app: Flowrra) -> None:
+    table = TaskTable(app)
+    with pytest.raises(traitlets.TraitError, match="sort_by"):
+        table.sort_by = "colour"
+    table.sort_by, table.sort_desc = "task_name", False
+    table.close()
+
+
+def test_the_static_copy_escapes_every_value() -> None:
+    state = TaskTableState()
+    state.apply(
+        _record(
+            "<i>id</i>",
+            "failed",
+            1,
+            task_name="<img src=x onerror=alert(1)>",
+            args=("<script>alert(1)</script>",),
+            kwargs={"<k>": "&"},
+            error="<b>bad</b>",
+            error_type="Value<Error>",
+        )
+    )
+    html = snapshot_html(state.counts, state.rows(), matching=state.matching())
+    assert "<script" not in html and "<img" not in html and "<b>bad" not in html
+    assert "<i>id" not in html and "Value<Error>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html
+    assert "Value&lt;Error&gt;: &lt;b&gt;bad&lt;/b&gt;" in html
+
+
+def test_the_static_copy_pins_failed_tasks_and_follows_the_sort(app: Flowrra) -> None:
+    wait_all(app, [*run(app.map, "nap", range(3)), run(app.submit, "boom")])
+    table = TaskTable(app)
+    html = table.snapshot_html()
+    assert html.index("failed (1)") < html.index("boom") < html.index("other tasks")
+    args = [html.index(f"<code>({i})</code>") for i in range(3)]
+    assert args[2] < args[1] < args[0]  # newest first
+    table.sort_desc = False
+    html = table.snapshot_html()
+    args = [html.index(f"<code>({i})</code>") for i in range(3)]
+    assert args[0] < args[1] < args[2]
+    table.close()
+
+
+NODE = shutil.which("node")
+SORT_IN_NODE = """
+import fs from "fs";
+const [file, rowsFile, now] = process.argv.slice(2);
+const source = fs.readFileSync(file, "utf8")
+  .replace("export default { render };", "export { sortRows };");
+const { sortRows } = await import("data:text/javascript," + encodeURIComponent(source));
+const rows = JSON.parse(fs.readFileSync(rowsFile, "utf8"));
+const statuses = ["pending", "running", "retrying", "success", "failed", "cancelled"];
+const orders = {};
+for (const column of JSON.parse(process.argv[5]))
+  for (const descending of [true, false])
+    orders[`${column} ${descending}`] = sortRows(rows, column, descending, statuses, Number(now))
+      .map((r) => r.task_id);
+console.log(JSON.stringify(orders));
+"""
+
+
+@pytest.mark.skipif(NODE is None, reason="needs node to run the widget's ES module")
+def test_the_browser_sorts_rows_as_the_static_copy_does(tmp_path: Path) -> None:
+    # the widget (task_table.js) and the saved HTML (sort_rows) show the same order
+    rng = random.Random(7)
+    start = utcnow().replace(microsecond=0)
+    rows = []
+    for i in range(80):
+        status = rng.choice(list(TASK_STATUSES))
+        submitted = start + timedelta(seconds=rng.randint(0, 20))
+        started = None if status == "pending" else submitted + timedelta(seconds=1)
+        finished = (
+            started + timedelta(seconds=rng.random() * 5)
+            if started and status in ("success", "failed", "cancelled")
+            else None
+        )
+        record = {
+            "task_id": f"{i:04x}{'ab' * 14}",
+            "task_name": rng.choice(["alpha", "Beta", "gamma", None]),
+            "status": status,
+            "submitted_at": submitted.isoformat(),
+            "started_at": started and started.isoformat(),
+            "finished_at": finished and finished.isoformat(),
+            "retries": rng.randint(0, 2),
+            "error": rng.choice([None, "", "bad", "Worse"]),
+            "args": (rng.randint(0, 3),),
+        }
+        rows.append(row_from_record(record))
+    (tmp_path / "rows.json").write_text(json.dumps(rows))
+    (tmp_path / "sort.mjs").write_text(SORT_IN_NODE)
+    now = start + timedelta(seconds=60)
+    result = subprocess.run(
+        [
+            NODE,
+            str(tmp_path / "sort.mjs"),
+            str(widget_file("task_table.js")),
+            str(tmp_path / "rows.json"),
+            str(now.timestamp() * 1000),
+            json.dumps(SORT_COLUMNS),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    in_browser = json.loads(result.stdout)
+    for column in SORT_COLUMNS:
+        for descending in (True, False):
+            ordered = [r["task_id"] for r in sort_rows(rows, column, descending, now)]
+            assert ordered == in_browser[f"{column} {str(descending).lower()}"], column
+
+
+# ---------------------------------------------------------------------------- details
+def test_details_show_the_retry_reason_while_a_task_waits_to_retry(app: Flowrra) -> None:
+    table = TaskTable(app, refresh_hz=20)
+    later = run(app.submit, "later")
+    eventually(lambda: table.counts["retrying"] == 1)
+    table.comm.front_end_says({"type": "select", "task_id": later})
+    eventually(lambda: table.detail.get("task_id") == later)
+    detail = table.detail
+    assert detail["status"] == "retrying" and detail["retries"] == 1 and detail["attempt"] == 2
+    assert detail["error"] == "try again later" and detail["error_type"] == "RuntimeError"
+    run(app.cancel, later)
+    table.close()
+
+
+def test_details_follow_the_selected_task(app: Flowrra) -> None:
+    table = TaskTable(app, refresh_hz=20)
+    slow = run(app.submit, "slow")
+    eventually(lambda: table.counts["running"] == 1)
+    table.comm.front_end_says({"type": "select", "task_id": slow})
+    eventually(lambda: table.detail.get("status") == "running")
+    table.comm.front_end_says({"type": "cancel", "task_id": slow})
+    eventually(lambda: table.detail.get("status") == "cancelled")  # without a new click
+    table.close()
+
+
+# --------------------------------------------------------------- the output's HTML copy
+class RecordingPublisher(DisplayPublisher):
+    """A display publisher that keeps what is published (from any thread)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.messages: list[dict[str, Any]] = []
+        self.changed = threading.Condition()
+
+    def publish(  # type: ignore[override]
+        self,
+        data: dict[str, Any],
+        metadata: Any = None,
+        *args: Any,
+        transient: dict[str, Any] | None = None,
+        update: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        with self.changed:
+            self.messages.append({"data": data, "transient": transient, "update": update})
+            self.changed.notify_all()
+
+    def wait_for(self, check: Callable[[dict[str, Any]], bool], timeout: float = 10.0) -> dict:
+        with self.changed:
+            found = self.changed.wait_for(
+                lambda: any(check(m) for m in self.messages), timeout=timeout
+            )
+            assert found, f"no such display message in {len(self.messages)}"
+            return next(m for m in reversed(self.messages) if check(m))
+
+
+@pytest.fixture
+def shell(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[InteractiveShell, Any]]:
+    """An IPython shell as in a kernel (display ids work), publishing to a recorder."""
+    shell = InteractiveShell.instance()
+    publisher = RecordingPublisher(shell=shell)
+    monkeypatch.setattr(shell, "display_pub", publisher)
+    monkeypatch.setattr(shell, "kernel", object(), raising=False)
+    yield shell, publisher
+
+
+def _html(message: dict[str, Any]) -> str:
+    return message["data"].get("text/html", "")
+
+
+def test_a_displayed_table_carries_its_html_copy_and_renews_it(
+    app: Flowrra, shell: tuple[InteractiveShell, RecordingPublisher]
+) -> None:
+    from IPython.display import display
+
+    ipython, publisher = shell
+    table = TaskTable(app, refresh_hz=20)
+    display(table)
+    shown = publisher.messages[0]
+    assert {WIDGET_MIME, "text/html", "text/plain"} <= set(shown["data"])
+    assert "no tasks yet" in _html(shown) and not shown["update"]
+    display_id = shown["transient"]["display_id"]
+
+    # tasks end between cells: the copy is renewed once the table has settled
+    wait_all(app, [*run(app.map, "nap", range(3)), run(app.submit, "boom")])
+    renewed = publisher.wait_for(lambda m: m["update"] and "boom" in _html(m))
+    assert renewed["transient"]["display_id"] == display_id
+    assert WIDGET_MIME in renewed["data"] and "4 task(s)" in _html(renewed)
+
+    # the end of a cell renews it at once
+    wait_all(app, [run(app.submit, "nap", 42)])
+    ipython.run_cell("pass")
+    assert "(42)" in _html(publisher.messages[-1]) and publisher.messages[-1]["update"]
+
+    # a closed table leaves its last state, static: no widget to find any more
+    table.close()
+    final = publisher.messages[-1]
+    assert final["update"] and set(final["data"]) == {"text/plain", "text/html"}
+    assert "(42)" in _html(final)
+    count = len(publisher.messages)
+    ipython.run_cell("pass")
+    assert len(publisher.messages) == count  # a closed table is not renewed
+
+
+def test_outside_a_kernel_the_table_is_shown_without_a_display_id(
+    app: Flowrra, shell: tuple[InteractiveShell, RecordingPublisher], monkeypatch: Any
+) -> None:
+    from IPython.display import display
+
+    ipython, publisher = shell
+    monkeypatch.delattr(ipython, "kernel")
+    table = TaskTable(app)
+    display(table)
+    assert publisher.messages[0]["transient"] is None
+    wait_all(app, [run(app.submit, "nap", 1)])
+    ipython.run_cell("pass")
+    assert len(publisher.messages) == 1
+    table.close()
+    assert len(publisher.messages) == 1
+
+
+KERNEL_CELLS = [
+    """
+from flowrra import Flowrra
+from flowrra.notebook import TaskTable
+
+app = Flowrra()
+
+@app.task()
+async def add(a, b):
+    return a + b
+
+@app.task(max_retries=0)
+async def broken(note):
+    raise ValueError(note)
+
+await app.start()
+""",
+    "table = TaskTable(app)\ntable",
+    """
+ids = [await app.submit(add, i, i) for i in range(3)]
+ids.append(await app.submit(broken, "<script>alert('x')</script>"))
+for task_id in ids:
+    await app.wait_for_result(task_id)
+""",
+    "other = TaskTable(app)\ndisplay(other)\nother.close()",
+]
+
+
+def test_a_saved_notebook_shows_the_tables_last_state() -> None:
+    cells = [nbformat.v4.new_code_cell(source.strip()) for source in KERNEL_CELLS]
+    notebook = nbformat.v4.new_notebook(cells=cells)
+    NotebookClient(notebook, kernel_name="python3", timeout=60).execute()
+    (live,) = notebook.cells[1].outputs
+    assert WIDGET_MIME in live["data"]  # the widget, and next to it its last state
+    html = live["data"]["text/html"]
+    assert "4 task(s): 3 success, 1 failed" in html and "(2, 2)" in html
+    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in html and "<script" not in html
+    (closed,) = notebook.cells[3].outputs
+    assert set(closed["data"]) == {"text/plain", "text/html"}  # closed: the copy alone
+    assert "(2, 2)" in closed["data"]["text/html"]

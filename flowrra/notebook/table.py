@@ -13,13 +13,24 @@ subscribes again and resynchronises. Counts are exact whenever they are shown.
 
 Widget callbacks (filters, row clicks, cancel buttons) may run on a kernel subshell
 thread: they only post work to the runtime loop.
+
+Displayed in a kernel, the table's output carries a static HTML copy of itself
+(``text/html``, :func:`~flowrra.notebook.table_state.snapshot_html`) next to the widget,
+so a saved notebook shows the table where the widget cannot run (GitHub, nbviewer, a
+closed kernel). The copy follows the table at coalesced moments, through the output's
+display id: at the end of each cell, once the table has been still for a second
+(``SNAPSHOT_SETTLE``), at least every ``SNAPSHOT_MAX_AGE`` seconds while it keeps
+changing, and when the table closes (then the output keeps the copy alone).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
+import threading
 import time
+import uuid
 import weakref
 from collections import deque
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -27,13 +38,16 @@ from typing import TYPE_CHECKING, Any
 
 from flowrra import runtime
 from flowrra.backends.memory import InMemoryBackend
+from flowrra.clock import utcnow
 from flowrra.constants import STATUS_COLORS, TASK_STATUSES
 from flowrra.notebook.frontend import widget_file
 from flowrra.notebook.table_state import (
+    SORT_COLUMNS,
     TaskTableState,
     format_rows,
     load_snapshot,
     row_from_record,
+    snapshot_html,
 )
 
 try:
@@ -48,7 +62,14 @@ if TYPE_CHECKING:
     from flowrra.app import Flowrra
     from flowrra.task import TaskResult
 
-__all__ = ["BURST_EVENTS_PER_SECOND", "REFRESH_BUDGET", "TaskTable", "close_tables_of"]
+__all__ = [
+    "BURST_EVENTS_PER_SECOND",
+    "REFRESH_BUDGET",
+    "SNAPSHOT_MAX_AGE",
+    "SNAPSHOT_SETTLE",
+    "TaskTable",
+    "close_tables_of",
+]
 
 logger = logging.getLogger("flowrra.notebook")
 
@@ -58,6 +79,12 @@ BURST_EVENTS_PER_SECOND = 2000
 #: The share of the runtime loop's time refreshes may take: a refresh that took longer
 #: (a snapshot of very many records) spaces the next one out.
 REFRESH_BUDGET = 0.01
+
+#: Seconds without a change after which a displayed table's static HTML copy is renewed.
+SNAPSHOT_SETTLE = 1.0
+
+#: Seconds at most between renewals of the static HTML copy while the table keeps changing.
+SNAPSHOT_MAX_AGE = 30.0
 
 #: Seconds a snapshot is expected to take per in-memory record before one was timed.
 _SNAPSHOT_COST_PER_RECORD = 1e-6
@@ -99,6 +126,8 @@ class _Feed:
         self.cost_per_record = _SNAPSHOT_COST_PER_RECORD
         self.last_submitted = -1
         self.quiet = True
+        self.last_push = 0.0
+        self.reselect: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------- events
     def on_event(self, event: dict) -> None:
@@ -158,6 +187,7 @@ class _Feed:
         while not self.closed:
             await asyncio.sleep(self.interval)
             waited += self.interval
+            self.table._renew_snapshot_if_due()
             self._look()
             if self.sampling and not self._idle():
                 # the first snapshot of a burst keeps to the budget too: its cost is
@@ -199,6 +229,11 @@ class _Feed:
         self.state.reset(snapshot)
         self.push()
 
+    async def settle(self) -> None:
+        """Apply the events queued so far now (not during a burst): the end of a cell."""
+        if not self.sampling and not self.closed:
+            self._flush()
+
     def _flush(self) -> None:
         self.seen = 0
         queue = self.queue
@@ -213,6 +248,10 @@ class _Feed:
         for record in latest.values():
             self.state.apply(record)
         self.push()
+        selected = self.table.detail.get("task_id")
+        if selected in latest and not self.table.detail.get("missing"):
+            # the task shown in the details moved on (a retry, its end): show it anew
+            self.reselect = asyncio.get_running_loop().create_task(self.select(selected))
 
     async def _sample(self) -> None:
         self.queue.clear()
@@ -235,13 +274,17 @@ class _Feed:
         """Send the state to the front-end: one message."""
         table, state = self.table, self.state
         self.flushes += 1
+        self.last_push = time.monotonic()
+        matching = state.matching()
         with table.hold_sync():
             table.counts = dict(state.counts)
             table.total = state.total
             table.rows = state.rows()
+            table.matching = -1 if matching is None else matching
             table.task_names = list(state.task_names)
             table.mode = "snapshots" if self.sampling else "events"
             table.app_state = self._app_state()
+            table.clock = utcnow().timestamp()
 
     # ---------------------------------------------------------- front-end asks
     async def refilter(self, status: str, name: str) -> None:
@@ -258,17 +301,90 @@ class _Feed:
         await self.app.cancel(task_id)
 
 
+class _Display:
+    """Where a table is displayed in a kernel: one display id for its outputs, and the
+    bookkeeping that keeps their static HTML copy in step with the table, renewed at
+    coalesced moments (never per event: each renewal re-renders the outputs)."""
+
+    def __init__(self) -> None:
+        self.display_id = f"flowrra-task-table-{uuid.uuid4().hex}"
+        self.shown = False
+        self.lock = threading.Lock()
+        self.sent_flushes = -1
+        self.sent_at = 0.0
+        self.dirty = False
+        self.changed_at = 0.0
+
+    def show(self, table: TaskTable) -> None:
+        """Display ``table`` (called by IPython): with a display id inside a kernel."""
+        from IPython import get_ipython
+        from IPython.display import display
+
+        data, metadata = table._repr_mimebundle_()
+        shell = get_ipython()
+        if getattr(shell, "kernel", None) is None:  # a terminal: no display ids
+            display(data, raw=True, metadata=metadata)
+            return
+        with self.lock:
+            self.sent_flushes, self.sent_at, self.dirty = table.flushes, time.monotonic(), False
+            display(data, raw=True, metadata=metadata, display_id=self.display_id)
+            self.shown = True
+        _shown_tables.add(table)
+        _watch_cells(shell)
+
+    def due(self, feed: _Feed, now: float) -> bool:
+        """True when the copy is behind the table and the table has settled, or the
+        copy is old."""
+        if not self.shown or (feed.flushes == self.sent_flushes and not self.dirty):
+            return False
+        still = now - max(feed.last_push, self.changed_at)
+        return still >= SNAPSHOT_SETTLE or now - self.sent_at >= SNAPSHOT_MAX_AGE
+
+    def mark_changed(self) -> None:
+        """The order on screen changed (a sort): the copy follows once it has settled."""
+        self.dirty, self.changed_at = True, time.monotonic()
+
+    def renew(self, table: TaskTable, final: bool = False) -> None:
+        """Replace the outputs' data with the table's state now; ``final`` (the table
+        closes) leaves the static copy alone, as the widget is gone."""
+        with self.lock:
+            if not self.shown:
+                return
+            self.sent_flushes, self.sent_at, self.dirty = table.flushes, time.monotonic(), False
+            data, metadata = table._repr_mimebundle_()
+            if final:
+                self.shown = False
+                data = {"text/plain": data["text/plain"], "text/html": data["text/html"]}
+            # an empty context: the kernel's latest parent header, not the one of the
+            # cell that opened the table, so the update belongs to the cell running now
+            contextvars.Context().run(self._publish, data, metadata)
+
+    def _publish(self, data: dict[str, Any], metadata: dict[str, Any]) -> None:
+        from IPython.display import update_display
+
+        update_display(data, raw=True, metadata=metadata, display_id=self.display_id)
+
+
 class TaskTable(anywidget.AnyWidget):
     """A live table of an app's tasks.
 
-    A header with counts per status and a progress bar; rows for running tasks first,
-    then the newest, with status colours, duration, retries and error; filters by status
-    and task name; a click on a row shows its result, error and traceback; pending and
-    running rows have a cancel button.
+    A header with counts per status (a click filters by it), a progress bar and
+    "showing 200 of 30,000" when the rows are capped; rows with status colours, the
+    call's arguments (a short repr), elapsed time (ticking while a task runs), attempt
+    number and error; failed tasks in a section of their own at the top; a click on a
+    column header sorts by it (``sort_by``, ``sort_desc``); filters by status and task
+    name; a click on a row shows its arguments in full, result, error (the last failure
+    or retry reason), retries and traceback; pending and running rows have a cancel
+    button. Rows are kept in place between refreshes; the header stays in view.
+
+    The rows taken from the app are running tasks first, then failed ones (up to half of
+    ``max_rows``), then the newest. In a kernel the output also carries a static HTML
+    copy of the table, renewed at coalesced moments, which a saved notebook shows
+    where widgets do not run.
 
     Its state can be read without a browser: ``counts`` (status -> int) and ``rows``
     (dicts with task_id, task_name, status, submitted_at, started_at, finished_at,
-    duration in seconds, retries, priority, error, error_type).
+    duration in seconds, retries, attempt, priority, error, error_type, args).
 
     Args:
         app: The :class:`~flowrra.Flowrra` app to show.
@@ -299,6 +415,17 @@ class TaskTable(anywidget.AnyWidget):
     max_rows = t.Int(200, help="Rows shown at most.").tag(sync=True)
     mode = t.Unicode("events", help="'events', or 'snapshots' during a burst.").tag(sync=True)
     app_state = t.Unicode("", help="'running' or 'stopped'.").tag(sync=True)
+    matching = t.Int(
+        -1, help="Tasks passing the filters (-1: unknown, with a task-name filter)."
+    ).tag(sync=True)
+    sort_by = t.Enum(SORT_COLUMNS, "submitted_at", help="The column the rows are sorted by.").tag(
+        sync=True
+    )
+    sort_desc = t.Bool(True, help="Sort descending (newest, longest, last first).").tag(sync=True)
+    clock = t.Float(0.0, help="The kernel's clock at the last refresh (POSIX seconds).").tag(
+        sync=True
+    )
+    _view_key = t.Unicode(help="Names this table's view state in the browser.").tag(sync=True)
 
     def __init__(
         self, app: Flowrra, max_rows: int = 200, refresh_hz: float = 4.0, **kwargs: Any
@@ -308,12 +435,14 @@ class TaskTable(anywidget.AnyWidget):
             raise ValueError(f"max_rows must be a whole number >= 1, got {max_rows!r}")
         if isinstance(refresh_hz, bool) or not 0 < refresh_hz <= 60:
             raise ValueError(f"refresh_hz must be > 0 and <= 60, got {refresh_hz!r}")
-        super().__init__(max_rows=max_rows, **kwargs)
+        super().__init__(max_rows=max_rows, _view_key=uuid.uuid4().hex, **kwargs)
         self._app = app
         self._refresh_hz = float(refresh_hz)
+        self._display = _Display()
         self._feed = _Feed(self, app, refresh_hz)
         self.on_msg(self._on_front_end_msg)
         self.observe(self._on_filter, names=["status_filter", "name_filter"])
+        self.observe(self._on_sort, names=["sort_by", "sort_desc"])
         _open_tables.add(self)
         self._open()
 
@@ -352,6 +481,58 @@ class TaskTable(anywidget.AnyWidget):
     def _on_filter(self, change: dict[str, Any]) -> None:
         runtime.spawn(self._feed.refilter, self.status_filter, self.name_filter)
 
+    def _on_sort(self, change: dict[str, Any]) -> None:
+        self._display.mark_changed()  # the static copy follows the order on screen
+
+    # ------------------------------------------------------------ display
+    def snapshot_html(self) -> str:
+        """The table as static HTML, as the output's ``text/html`` carries it: the
+        counts, then the rows in the order on screen; every value HTML-escaped."""
+        return snapshot_html(
+            self.counts,
+            self.rows,
+            matching=None if self.matching < 0 else self.matching,
+            sort_by=self.sort_by,
+            descending=self.sort_desc,
+            status_filter=self.status_filter,
+            app_state=self.app_state,
+        )
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The widget, with its static HTML copy next to it (``text/html``)."""
+        data, metadata = super()._repr_mimebundle_(**kwargs)
+        return {**data, "text/html": self.snapshot_html()}, metadata
+
+    def _ipython_display_(self) -> None:
+        """Display the table; in a kernel with a display id, so its static copy can be
+        renewed as the table changes."""
+        self._display.show(self)
+
+    def _renew_snapshot_if_due(self) -> None:
+        """On the runtime loop, once a refresh period: renew the static copy if due."""
+        if self._display.due(self._feed, time.monotonic()):
+            self._renew_snapshot()
+
+    def _renew_snapshot_after_cell(self) -> None:
+        """At the end of a cell: apply the events so far, then renew the copy if behind."""
+        feed = self._feed
+        if not self._display.shown or feed.closed:
+            return
+        if feed.queue:
+            try:
+                runtime.run_sync(feed.settle, timeout=_SETTLE_TIMEOUT)
+            except TimeoutError:
+                return  # the loop is busy: the next coalesced moment renews it
+        display = self._display
+        if feed.flushes != display.sent_flushes or display.dirty:
+            self._renew_snapshot()
+
+    def _renew_snapshot(self, final: bool = False) -> None:
+        try:
+            self._display.renew(self, final)
+        except Exception:  # a display that failed must never stop the table
+            logger.exception("The task table could not renew its static HTML copy")
+
     def _on_front_end_msg(self, widget: Any, content: Any, buffers: Any) -> None:
         if not isinstance(content, dict) or not isinstance(content.get("task_id"), str):
             return
@@ -367,6 +548,8 @@ class TaskTable(anywidget.AnyWidget):
         if feed is not None and not feed.closed:
             feed.closed = True
             runtime.post(feed.stop)
+            self._renew_snapshot(final=True)  # the output keeps the last state, static
+            _shown_tables.discard(self)
         super().close()
 
     @property
@@ -385,6 +568,23 @@ class TaskTable(anywidget.AnyWidget):
 
 
 _open_tables: weakref.WeakSet[TaskTable] = weakref.WeakSet()
+_shown_tables: weakref.WeakSet[TaskTable] = weakref.WeakSet()
+_SETTLE_TIMEOUT = 1.0
+
+
+def _after_cell(*args: Any) -> None:
+    """IPython's ``post_run_cell``: renew the static copy of every displayed table."""
+    for table in list(_shown_tables):
+        try:
+            table._renew_snapshot_after_cell()
+        except Exception:  # never a traceback under the user's cell
+            logger.exception("The task table could not renew its static HTML copy")
+
+
+def _watch_cells(shell: Any) -> None:
+    """Renew displayed tables' static copies at the end of each cell of ``shell``."""
+    if _after_cell not in shell.events.callbacks["post_run_cell"]:
+        shell.events.register("post_run_cell", _after_cell)
 
 
 def close_tables_of(app: Flowrra) -> int:
