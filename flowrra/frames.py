@@ -70,7 +70,8 @@ def _pandas() -> Any:
         import pandas
     except ImportError:
         raise ImportError(
-            "DataFrames need pandas: pip install 'flowrra[notebook]' (or pip install pandas)"
+            "DataFrames need pandas:"
+            " pip install -e '.[notebook]' in flowrra's clone (or pip install pandas)"
         ) from None
     return pandas
 

@@ -58,7 +58,8 @@ def get_backend(backend: BaseResultBackend | str | None, **kwargs: Any) -> BaseR
             from flowrra.backends.redis import RedisBackend  # type: ignore[import-not-found]
         except ImportError as exc:
             raise BackendError(
-                f"The Redis backend needs the redis extra: pip install 'flowrra[redis]' ({exc})"
+                f"The Redis backend needs the redis extra:"
+                f" pip install -e '.[redis]' in flowrra's clone ({exc})"
             ) from None
         return RedisBackend(backend, **kwargs)
     raise BackendError(

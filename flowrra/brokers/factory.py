@@ -38,7 +38,8 @@ def get_broker(broker: BaseBroker | str | None, **kwargs: Any) -> BaseBroker | N
             from flowrra.brokers.redis import RedisBroker  # type: ignore[import-not-found]
         except ImportError as exc:
             raise BrokerError(
-                f"The Redis broker needs the redis extra: pip install 'flowrra[redis]' ({exc})"
+                f"The Redis broker needs the redis extra:"
+                f" pip install -e '.[redis]' in flowrra's clone ({exc})"
             ) from None
         return RedisBroker(broker, **kwargs)
     raise BrokerError(

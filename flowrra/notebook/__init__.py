@@ -3,7 +3,7 @@ the live :class:`TaskTable`.
 
 ``%load_ext flowrra`` loads it. Importing this package is cheap: IPython, ipywidgets
 and anywidget are imported only when the magics or the table are used, and a missing
-one says to ``pip install 'flowrra[notebook]'``.
+one says to ``pip install -e '.[notebook]' in flowrra's clone``.
 
 Usage (in a notebook)::
 

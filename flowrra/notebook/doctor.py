@@ -118,7 +118,7 @@ def check_ipykernel() -> Check:
             "ipykernel",
             "warn",
             "ipykernel is not installed (no Jupyter kernel here)",
-            "pip install 'flowrra[notebook]'",
+            "pip install -e '.[notebook]' in flowrra's clone",
         )
     if _version_tuple(version) >= MIN_IPYKERNEL:
         return Check("ipykernel", "ok", f"ipykernel {version}")
@@ -138,12 +138,12 @@ def check_widget_files() -> Check:
             "widgets",
             "fail",
             f"not installed: {', '.join(missing)}",
-            "pip install 'flowrra[notebook]'",
+            "pip install -e '.[notebook]' in flowrra's clone",
         )
     try:
         paths = [widget_file(name) for name in WIDGET_FILES]
     except FileNotFoundError as exc:
-        return Check("widgets", "fail", str(exc), "pip install --force-reinstall flowrra")
+        return Check("widgets", "fail", str(exc), "pip install -e . again in flowrra's clone")
     return Check("widgets", "ok", f"front-end files in {paths[0].parent}")
 
 

@@ -55,7 +55,8 @@ try:
     import traitlets as t
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError(
-        "The task table needs anywidget and ipywidgets: pip install 'flowrra[notebook]'"
+        "The task table needs anywidget and ipywidgets:"
+        " pip install -e '.[notebook]' in flowrra's clone"
     ) from exc
 
 if TYPE_CHECKING:

@@ -1,4 +1,4 @@
-"""Schedules in MySQL 8 or MariaDB 10.6+ (aiomysql; ``pip install 'flowrra[mysql]'``).
+"""Schedules in MySQL 8 or MariaDB 10.6+ (aiomysql; ``pip install -e '.[mysql]'``, in a clone).
 
 Claims select due rows ``FOR UPDATE SKIP LOCKED`` and write the lease in the same
 transaction. Connections run in autocommit mode at READ COMMITTED, so a plain read always
@@ -86,7 +86,8 @@ class MySQLSchedulerBackend(PooledSQLSchedulerBackend):
         """Use the database at ``url``; see the class docstring for the options."""
         if aiomysql is None:
             raise ImportError(
-                "The MySQL scheduler backend needs aiomysql: pip install 'flowrra[mysql]'"
+                "The MySQL scheduler backend needs aiomysql:"
+                " pip install -e '.[mysql]' in flowrra's clone"
             )
         parts = urlsplit(url)
         query = dict(parse_qsl(parts.query, keep_blank_values=True))

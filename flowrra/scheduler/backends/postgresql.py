@@ -1,4 +1,4 @@
-"""Schedules in PostgreSQL (asyncpg; ``pip install 'flowrra[postgresql]'``).
+"""Schedules in PostgreSQL (asyncpg; ``pip install -e '.[postgresql]' in flowrra's clone``).
 
 A claim is one statement: ``UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED)
 RETURNING``, so concurrent schedulers take disjoint sets of due runs without waiting for
@@ -81,7 +81,8 @@ class PostgreSQLSchedulerBackend(PooledSQLSchedulerBackend):
         """Use the database at ``url``; see the class docstring for the options."""
         if asyncpg is None:
             raise ImportError(
-                "The PostgreSQL scheduler backend needs asyncpg: pip install 'flowrra[postgresql]'"
+                "The PostgreSQL scheduler backend needs asyncpg:"
+                " pip install -e '.[postgresql]' in flowrra's clone"
             )
         parts = urlsplit(url)
         query = parse_qsl(parts.query, keep_blank_values=True)
