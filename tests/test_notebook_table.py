@@ -648,3 +648,24 @@ def test_a_saved_notebook_shows_the_tables_last_state() -> None:
     (closed,) = notebook.cells[3].outputs
     assert set(closed["data"]) == {"text/plain", "text/html"}  # closed: the copy alone
     assert "(2, 2)" in closed["data"]["text/html"]
+
+
+async def test_a_snapshot_of_a_redis_app_counts_from_its_indexes(prefix: str) -> None:
+    """The Redis backend's ``count_by_status`` is a coroutine: the table awaits it (it
+    raised "'coroutine' object is not iterable" when a table opened on a Redis app)."""
+    from flowrra.notebook.table_state import TaskTableState, read_snapshot
+
+    from .test_redis import app_for
+
+    app = app_for(prefix)
+    await app.start()
+    try:
+        nap = app.registry.spec("nap").func
+        ids = await app.starmap(nap, [(i, 0) for i in range(5)])
+        for task_id in ids:
+            await app.wait_for_result(task_id)
+        snapshot = await read_snapshot(app, TaskTableState(), full=True)
+        assert snapshot.counts["success"] == 5
+        assert {row["task_id"] for row in snapshot.rows} == set(ids)
+    finally:
+        await app.stop()

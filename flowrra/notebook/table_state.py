@@ -14,6 +14,7 @@ chosen column. :func:`sort_rows` is the same order in Python, for the snapshot.
 from __future__ import annotations
 
 import html
+import inspect
 import reprlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -492,7 +493,8 @@ async def read_snapshot(app: Flowrra, state: TaskTableState, full: bool) -> Snap
     counter = getattr(app.results_backend, "count_by_status", None)
     live: dict[str, str] | None = None
     if counter is not None:
-        counts = dict(counter())
+        found = counter()  # the Redis backend's reads its indexes: a coroutine
+        counts = dict(await found if inspect.isawaitable(found) else found)
         if full:  # nothing to list when the counts say no task is unfinished
             statuses = [s for s in _LIVE if counts.get(s)]
             live = {r.task_id: s for s in statuses for r in await app.list_results(s)}
