@@ -73,8 +73,10 @@ def _seconds(record: TaskResult) -> float | None:
 
 def record_row(record: TaskResult) -> dict[str, Any]:
     """One row of the task table for ``record`` (the same fields the notebook table
-    shows, plus ``args_repr`` and ``attempt``)."""
+    shows, ``args`` (a call-like repr, the table's args column), plus ``args_repr`` and
+    ``attempt``)."""
     error = record.error
+    call = _call_repr(record)
     return {
         "task_id": record.task_id,
         "task_name": record.task_name,
@@ -88,7 +90,8 @@ def record_row(record: TaskResult) -> dict[str, Any]:
         "priority": record.priority,
         "error": error[:_ERROR_CHARS] if isinstance(error, str) else error,
         "error_type": record.error_type,
-        "args_repr": _call_repr(record),
+        "args": f"({call})",
+        "args_repr": call,
     }
 
 

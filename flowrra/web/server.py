@@ -423,6 +423,7 @@ class Dashboard:
             pass
         finally:
             reader.cancel()
+            view.close()
             with contextlib.suppress(BaseException):
                 await reader
 
@@ -437,6 +438,7 @@ class TableView:
         self.offset = 0
         self.limit = limit
         self.selected: str | None = None
+        self._cancels: set[asyncio.Task[None]] = set()
 
     async def on_message(self, message: Any, dashboard: Dashboard) -> None:
         """Apply a client message: ``{"type": "set", "key", "value"}`` for a filter,
@@ -450,9 +452,21 @@ class TableView:
         elif kind == "select" and isinstance(task_id, str):
             self.selected = task_id
         elif kind == "cancel" and isinstance(task_id, str):
-            with contextlib.suppress(FlowrraError):
-                await dashboard.data.cancel(task_id)
-            dashboard.changes().poke()
+            # in the background: a cancel waits for the process that runs the task (for
+            # ever if it died), and this client's next messages must not wait behind it
+            job = asyncio.get_running_loop().create_task(self._cancel(task_id, dashboard))
+            self._cancels.add(job)
+            job.add_done_callback(self._cancels.discard)
+
+    async def _cancel(self, task_id: str, dashboard: Dashboard) -> None:
+        with contextlib.suppress(FlowrraError):
+            await dashboard.data.cancel(task_id)
+        dashboard.changes().poke()
+
+    def close(self) -> None:
+        """Stop waiting for this client's cancels (the cancel requests were sent)."""
+        for job in tuple(self._cancels):
+            job.cancel()
 
     def _set(self, key: Any, value: Any) -> None:
         if key in ("status_filter", "name_filter") and isinstance(value, str):

@@ -74,10 +74,21 @@ function notice(text, bad = true) {
   return h("p", { class: bad ? "fd-error" : "fd-note", role: "status", text });
 }
 
+// The API gives a task's args, kwargs and result as JSON values; the table's details show
+// text fields (the notebook sends reprs), so they become JSON text here, in full.
+function tableDetail(d) {
+  if (!d || !d.task_id || d.missing) return d;
+  const text = (v) => (v === null || v === undefined ? null : JSON.stringify(v));
+  const args = Array.isArray(d.args) && d.args.length ? text(d.args) : null;
+  const kwargs = d.kwargs && Object.keys(d.kwargs).length ? text(d.kwargs) : null;
+  return { ...d, args, kwargs, result: text(d.result) };
+}
+
 // ------------------------------------------------------------- a model over a socket
 class SocketModel {
   constructor(path) {
-    this.state = {};
+    // client-side traits, with the notebook table's defaults: newest first, as pages are cut
+    this.state = { sort_by: "submitted_at", sort_desc: true };
     this.handlers = new Map();
     this.pending = {};
     this.path = path;
@@ -95,7 +106,7 @@ class SocketModel {
       const data = JSON.parse(message.data);
       if (data.type !== "state") return;
       for (const [key, value] of Object.entries(data.state)) {
-        this.state[key] = value;
+        this.state[key] = key === "detail" ? tableDetail(value) : value;
         this.emit(key);
       }
     };
@@ -130,7 +141,7 @@ class SocketModel {
     const v = this.view;
     const query = new URLSearchParams({ status: v.status_filter, name: v.name_filter, offset: v.offset, limit: 100 });
     const page = await api(`/api/records?${query}`);
-    const detail = v.selected ? await api(`/api/records/${encodeURIComponent(v.selected)}`).catch(() => ({})) : {};
+    const detail = v.selected ? tableDetail(await api(`/api/records/${encodeURIComponent(v.selected)}`).catch(() => ({}))) : {};
     const state = { detail, max_rows: page.limit, mode: "events", status_filter: v.status_filter, name_filter: v.name_filter };
     for (const key of ["counts", "rows", "total", "matching", "offset", "limit", "task_names", "statuses", "colors"]) state[key] = page[key];
     for (const [key, value] of Object.entries(state)) {
@@ -286,6 +297,7 @@ function scheduleForm(taskNames, reload, status) {
       const made = await api("/api/schedules", { method: "POST", body });
       status.replaceChildren(notice(`Created schedule ${made.schedule_id}`, false));
       form.reset();
+      kind.dispatchEvent(new Event("change")); // the placeholder follows the kind reset
       await reload();
     } catch (e) {
       status.replaceChildren(notice(String(e.message)));
@@ -298,8 +310,17 @@ async function schedulesPage() {
   const status = h("div", { class: "fd-status" });
   const list = h("div");
   const history = h("div", { class: "fd-history" });
+  let shown = null; // the schedule whose runs are shown: refreshed with the list
   const showHistory = async (id) => {
-    const s = await api(`/api/schedules/${encodeURIComponent(id)}`);
+    shown = id;
+    let s;
+    try {
+      s = await api(`/api/schedules/${encodeURIComponent(id)}`);
+    } catch (e) {
+      if (shown === id) { shown = null; history.replaceChildren(); } // deleted meanwhile
+      return;
+    }
+    if (shown !== id) return; // another schedule was clicked meanwhile
     history.replaceChildren(
       h("h2", { text: `Runs of ${s.task_name} (${s.schedule})` }),
       table(["due", "fired", "outcome", "task id", "error"], s.runs.map((r) => h("tr", {}, [
@@ -328,6 +349,7 @@ async function schedulesPage() {
         ]),
       ]);
     }), { id: "fd-schedules" }));
+    if (shown !== null) await showHistory(shown);
   };
   let names = [];
   try {
