@@ -1,5 +1,6 @@
-"""The task table's front-end files reach both installs: inside the wheel (hatch
-force-include) and, for an editable install, in the checkout's widgets/ folder."""
+"""The task table's front-end files (shared by the notebook widget and the web dashboard)
+reach both installs: inside the wheel (hatch force-include) and, for an editable install,
+in the checkout's widgets/ folder."""
 
 from __future__ import annotations
 
@@ -36,17 +37,22 @@ def test_the_wheel_carries_the_files_and_finds_them(tmp_path: Path) -> None:
             inside = f"flowrra/notebook/widgets/{name}"
             assert inside in names
             assert archive.read(inside) == (ROOT / "widgets" / name).read_bytes()
+        for name in ("dashboard.js", "dashboard.css"):  # the web dashboard's own files
+            assert f"flowrra/web/static/{name}" in names
         archive.extractall(tmp_path / "site")
     code = (
         "import flowrra; from flowrra.notebook.frontend import widget_file;"
-        "print(flowrra.__file__); print(widget_file('task_table.js'))"
+        "from flowrra.web.server import static_files;"
+        "print(flowrra.__file__); print(widget_file('task_table.js'));"
+        "print(static_files()['task_table.js'])"
     )
     env = {**os.environ, "PYTHONPATH": str(tmp_path / "site")}
     found = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path
     )
     assert found.returncode == 0, found.stderr
-    package, js = found.stdout.split()
+    package, js, served = found.stdout.split()
     site = tmp_path / "site"
     assert Path(package).is_relative_to(site)
     assert Path(js) == site / "flowrra" / "notebook" / "widgets" / "task_table.js"
+    assert Path(served) == Path(js)  # the dashboard serves the widget's own module
