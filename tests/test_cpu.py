@@ -238,3 +238,20 @@ def test_a_function_defined_in_a_script_main(tmp_path: Path, start_method: str) 
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[0, 7, 14, 21]"
+
+
+async def test_cpu_tasks_run_when_main_was_replaced_by_an_embedding_tool(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """IPython's InteractiveShell in a plain process puts a module without ``__spec__``
+    at ``sys.modules['__main__']``; multiprocessing then failed every worker start with
+    AttributeError (seen when the suite ran CPU tasks after the in-process magics tests)."""
+    class EmbeddedMain:  # what an embedding tool may leave as __main__: no __spec__
+        __name__ = "__main__"
+
+    monkeypatch.setitem(sys.modules, "__main__", EmbeddedMain())
+    app = Flowrra(Config(executor=ExecutorConfig(cpu_workers=1, start_method="spawn")))
+    app.task(cpu_bound=True)(cpu_tasks.square)
+    async with app:
+        record = await app.wait_for_result(await app.submit(cpu_tasks.square, 7), timeout=60)
+    assert record.status is TaskStatus.SUCCESS and record.result == 49

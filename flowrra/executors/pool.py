@@ -21,6 +21,7 @@ import logging
 import multiprocessing
 import pickle
 import signal
+import sys
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -132,6 +133,16 @@ def _death_cause(proc: BaseProcess) -> str:
     return f"it exited with code {code}"
 
 
+def _give_main_a_spec() -> None:
+    """multiprocessing reads ``__main__.__spec__`` when it starts a process. A
+    ``__main__`` replaced by an embedding tool (IPython's InteractiveShell in a plain
+    Python process) may lack the attribute, and every worker start then failed with
+    AttributeError; a module without a spec has ``__spec__ = None``."""
+    main = sys.modules.get("__main__")
+    if main is not None and not hasattr(main, "__spec__"):
+        main.__spec__ = None  # type: ignore[attr-defined]
+
+
 class ProcessPool:
     """``size`` worker processes started with ``start_method``; see the module docstring.
 
@@ -191,6 +202,7 @@ class ProcessPool:
         proc = self._ctx.Process(
             target=worker_main, args=(child_conn,), daemon=True, name=WORKER_NAME
         )
+        _give_main_a_spec()
         try:
             proc.start()
         except Exception:
