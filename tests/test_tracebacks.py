@@ -188,7 +188,9 @@ def test_a_function_sent_by_value_keeps_its_file_and_lines(
         [sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=tmp_path
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines()[:7] == [
+    # Python 3.13 marks the failing expression with a line of ~ and ^: not a frame
+    lines = [line for line in done.stdout.splitlines() if line.strip(" ~^")]
+    assert lines[:7] == [
         HEADER,
         f'  File "{script}", line 12, in crunch',
         "    check(x)",
