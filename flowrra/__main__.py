@@ -21,9 +21,10 @@ __all__ = ["main"]
 
 DEMO_DESCRIPTION = """\
 Run a small, realistic workload on the embedded defaults (an in-memory queue and results,
-no server needed): thirty-six "downloads" as IO tasks, some failing and retried with
-backoff, and a few "reports" as CPU tasks in worker processes. A progress line follows
-the app's events, and a table of every task's result is printed at the end."""
+no server needed): 32 IO tasks (24 "downloads", some failing and retried with backoff,
+and 8 "parses", one failing for good) and 4 "reports" as CPU tasks in worker processes.
+A progress line follows the app's events, and a table of every task's result is printed
+at the end."""
 
 DEMO_EPILOG = """\
 example:

@@ -1,8 +1,9 @@
 """``flowrra demo``: a small, realistic workload on the embedded defaults.
 
-Thirty-six "downloads" (IO tasks, some of which fail and are retried with backoff), a
-few "reports" (CPU tasks in worker processes), a live progress line fed by the app's
-event bus, and a table of the results. No server is needed.
+32 IO tasks (24 "downloads", some of which fail and are retried with backoff, and 8
+"parses", one of which fails for good), 4 "reports" (CPU tasks in worker processes), a
+live progress line fed by the app's event bus, and a table of the results. No server is
+needed.
 """
 
 from __future__ import annotations
