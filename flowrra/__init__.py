@@ -24,6 +24,7 @@ In a notebook, ``%load_ext flowrra`` adds the ``%flowrra`` magics and a live tas
 from flowrra import runtime
 from flowrra.app import Flowrra
 from flowrra.config import BackendConfig, BrokerConfig, Config, ExecutorConfig, SchedulerConfig
+from flowrra.context import TaskContext, current_task, progress
 from flowrra.events import EventBus
 from flowrra.exceptions import (
     BackendError,
@@ -33,10 +34,12 @@ from flowrra.exceptions import (
     FlowrraError,
     TaskNotFoundError,
     TaskTimeoutError,
+    WorkflowFailedError,
 )
 from flowrra.executors import CPUExecutor, IOExecutor
 from flowrra.registry import TaskRegistry
 from flowrra.task import Task, TaskResult, TaskStatus
+from flowrra.workflows import WorkflowHandle, call, chain, chord, group
 
 __version__ = "0.2.0.dev0"
 
@@ -74,9 +77,18 @@ __all__ = [
     "IOExecutor",
     "SchedulerConfig",
     "Task",
+    "TaskContext",
     "TaskNotFoundError",
     "TaskRegistry",
     "TaskResult",
     "TaskStatus",
     "TaskTimeoutError",
+    "WorkflowFailedError",
+    "WorkflowHandle",
+    "call",
+    "chain",
+    "chord",
+    "current_task",
+    "group",
+    "progress",
 ]

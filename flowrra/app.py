@@ -25,15 +25,21 @@ from flowrra.home_loop import on_home_loop
 from flowrra.registry import TaskRegistry, TaskSpec
 from flowrra.serialization import Signer, signer_for
 from flowrra.task import TaskResult, TaskStatus
+from flowrra.unique import UniqueKeys
+from flowrra.workflows.engine import WorkflowEngine
+from flowrra.workflows.handle import WorkflowHandle
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from flowrra.as_completed import AsCompleted
+    from flowrra.workflows.signatures import Step
 
 __all__ = ["Flowrra", "latest_app"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-_TASK_OPTIONS = ("max_retries", "retry_delay", "timeout")
+_TASK_OPTIONS = ("max_retries", "retry_delay", "timeout", "rate_limit", "concurrency")
 _EVENT_FOR_STATUS = {
     TaskStatus.PENDING: "task.submitted",
     TaskStatus.RUNNING: "task.started",
@@ -114,6 +120,11 @@ class Flowrra:
         self._io_executor = IOExecutor(self._config, self._registry, **shared)  # type: ignore[arg-type]
         self._cpu_executor = CPUExecutor(self._config, self._registry, **shared)  # type: ignore[arg-type]
         self._cancelling: set[asyncio.Future[Any]] = set()
+        self._workflows = WorkflowEngine(
+            self._backend, self._route, self.cancel, self.events, self._chore, self._executor_of
+        )
+        self._io_executor.workflow_hook = self._cpu_executor.workflow_hook = self._workflows
+        self._unique_keys = UniqueKeys(self._is_unfinished_here, self._backend.get)
         if self._config.broker is not None:
             self._link_redis(signer)
         self._scheduler: Any = None
@@ -142,6 +153,9 @@ class Flowrra:
         self._backend.on_record = self._on_remote_record
         self._backend.on_cancel = self._on_cancel_request
         self._backend.on_dead_letter = self._on_dead_letter
+
+    def _is_unfinished_here(self, task_id: str) -> bool:
+        return task_id in self._io_executor._active or task_id in self._cpu_executor._active
 
     def _on_dead_letter(self, task_id: str, reason: str) -> None:
         self._chore(self._fail_dead_lettered(task_id, reason))
@@ -177,7 +191,10 @@ class Flowrra:
         await self._backend.store(task_id, record)
 
     def _on_remote_record(self, record: TaskResult) -> None:
-        self.events.publish(_EVENT_FOR_STATUS[record.status], record)
+        kind = _EVENT_FOR_STATUS[record.status]
+        if kind == "task.started" and (record.progress_done is not None or record.output):
+            kind = "task.progress"  # a running task's report (see flowrra.context)
+        self.events.publish(kind, record)
 
     @classmethod
     def from_urls(cls, broker: str | None = None, backend: str | None = None) -> Flowrra:
@@ -243,7 +260,10 @@ class Flowrra:
             **kwargs: ``max_retries`` (further attempts after a failure; default from
                 ``ExecutorConfig.max_retries``), ``retry_delay`` (seconds before the first
                 retry, doubling each time; default ``ExecutorConfig.retry_delay``),
-                ``timeout`` (seconds an attempt may run).
+                ``timeout`` (seconds an attempt may run), ``rate_limit`` (at most this
+                many starts, ``"N/s"``, ``"N/m"`` or ``"N/h"``) and ``concurrency`` (at
+                most this many running at once): limits over every process on a Redis
+                broker, per app in memory; a task held back holds no worker.
 
         Returns:
             A decorator that registers the function and returns it unchanged.
@@ -259,6 +279,8 @@ class Flowrra:
             "max_retries": kwargs.get("max_retries", executor.max_retries),
             "retry_delay": kwargs.get("retry_delay", executor.retry_delay),
             "timeout": kwargs.get("timeout"),
+            "rate_limit": kwargs.get("rate_limit"),
+            "concurrency": kwargs.get("concurrency"),
         }
 
         def decorator(func: F) -> F:
@@ -332,6 +354,9 @@ class Flowrra:
             start.add_done_callback(report)
         return scheduler
 
+    def _executor_of(self, cpu_bound: bool) -> BaseTaskExecutor:
+        return self._cpu_executor if cpu_bound else self._io_executor
+
     def _route(self, task: Callable[..., Any] | str) -> tuple[BaseTaskExecutor, TaskSpec]:
         spec = self._io_executor._spec_for(task)
         return (self._cpu_executor if spec.cpu_bound else self._io_executor), spec
@@ -392,6 +417,10 @@ class Flowrra:
         max_retries: int | None = None,
         retry_delay: float | timedelta | None = None,
         timeout: float | timedelta | None = None,
+        rate_limit: str | None = None,
+        concurrency: int | None = None,
+        unique_key: str | None = None,
+        unique_for: float | timedelta | None = None,
     ) -> str:
         """Submit a task with per-submit options; return its id.
 
@@ -405,10 +434,20 @@ class Flowrra:
             max_retries: Further attempts after a failure, instead of the task's default.
             retry_delay: Seconds before the first retry, instead of the task's default.
             timeout: Seconds an attempt may run, instead of the task's default.
+            rate_limit: ``"N/s"``, ``"N/m"`` or ``"N/h"``, instead of the task's own:
+                starts of this task's name are spaced to that rate (counted with every
+                other task of its name).
+            concurrency: At most this many tasks of its name running at once, instead
+                of the task's own.
+            unique_key: If an unfinished task holds this key, return its id and queue
+                nothing; else this task holds it until it ends.
+            unique_for: Seconds (or a timedelta) the key stays held after the task
+                ended (returning the finished task's id meanwhile).
 
         Raises:
             TypeError: the task's function does not take ``args`` and ``kwargs``
                 (nothing is queued).
+            ConfigError: an option is out of range (e.g. a rate that is not ``"N/s"``).
         """
         self._check_running()
         options = SubmitOptions(
@@ -418,6 +457,10 @@ class Flowrra:
             max_retries=max_retries,
             retry_delay=retry_delay,  # type: ignore[arg-type]
             timeout=timeout,  # type: ignore[arg-type]
+            rate_limit=rate_limit,
+            concurrency=concurrency,
+            unique_key=unique_key,
+            unique_for=unique_for,  # type: ignore[arg-type]
         )
         return await self._apply(task_func, tuple(args), dict(kwargs or {}), options)
 
@@ -435,6 +478,10 @@ class Flowrra:
         executor, spec = self._route(task_func)
         if check:
             spec.check_arguments(args, kwargs)
+        if options.unique is not None and self._config.broker is None:  # on Redis: in Redis
+            return await self._unique_keys.submit(
+                options.unique, lambda: executor.submit_with(spec, args, kwargs, options)
+            )
         return await executor.submit_with(spec, args, kwargs, options)
 
     @on_home_loop
@@ -479,11 +526,13 @@ class Flowrra:
         Redis broker, also when another process runs it).
 
         Returns True once the record is CANCELLED; False when the task had already
-        finished (or is unknown).
+        finished (or is unknown). A workflow's id cancels the workflow (see :meth:`run`).
         """
         for executor in (self._io_executor, self._cpu_executor):
             if task_id in executor._active:
                 return await executor.cancel(task_id)
+        if await self._workflows.is_workflow(task_id):  # its steps not finished, too
+            return await self._workflows.cancel(task_id)
         if self._config.broker is None:
             return False
         for executor in (self._io_executor, self._cpu_executor):
@@ -495,6 +544,51 @@ class Flowrra:
         await self._backend.request_cancel(task_id)  # the worker running it stops it
         record = await self._backend.wait_for(task_id, None)
         return record.status is TaskStatus.CANCELLED
+
+    # -------------------------------------------------------------- workflows
+    @on_home_loop
+    async def run(self, workflow: Step, *, priority: int = 0) -> WorkflowHandle:
+        """Submit a workflow (see :mod:`flowrra.workflows`) and return its handle.
+
+        Its first steps are queued at once, the others as the steps before them end;
+        every step is a task with its own record, retries and id (``handle.steps``). On
+        Redis the workflow lives in Redis: this process may exit, workers carry it on.
+
+        Args:
+            workflow: ``call(...)``, ``chain(...)``, ``group(...)`` or ``chord(...)``.
+            priority: The priority of every step (lower runs first).
+
+        Raises:
+            TaskNotFoundError, TypeError: a step's task is not registered, or does not
+                take its arguments (nothing is submitted).
+            ConfigError: a Redis broker with in-memory results (workers elsewhere
+                could not move the workflow on).
+
+        Usage::
+
+            handle = await app.run(flowrra.chain(flowrra.call(fetch, url), parse))
+            print(await handle.result())
+        """
+        self._check_running()
+        if self._config.broker is not None and not hasattr(self._backend, "on_record"):
+            raise ConfigError(
+                "Workflows on a Redis broker need a Redis result backend: set "
+                "BackendConfig(url='redis://...') so that every worker can move them on"
+            )
+        return WorkflowHandle(self, await self._workflows.run(workflow, priority))
+
+    def as_completed(self, ids: Iterable[str], timeout: float | None = None) -> AsCompleted:
+        """The records of tasks ``ids`` in the order they finish: ``async for record in
+        app.as_completed(ids)``, or ``for record in ...`` in sync code such as a notebook
+        cell (see :class:`~flowrra.as_completed.AsCompleted`).
+
+        Raises (while iterating):
+            TaskTimeoutError: ``timeout`` seconds passed before all finished.
+            UnknownTaskIdError: an id has no record.
+        """
+        from flowrra.as_completed import AsCompleted
+
+        return AsCompleted(self, ids, timeout)
 
     def _on_cancel_request(self, task_id: str) -> None:
         for executor in (self._io_executor, self._cpu_executor):

@@ -250,6 +250,9 @@ class ExecutorConfig:
       default), ``"spawn"`` (default elsewhere) or ``"fork"``.
     - ``max_retry_delay``: the cap on the exponential retry backoff, in seconds.
     - ``retry_jitter``: spread each retry delay randomly over [delay/2, delay].
+    - ``output_limit``: characters of each task's output (what it prints and logs) kept
+      with its record, the most recent ones; 64 KiB by default, 0 to capture nothing
+      (tasks then print as any code does).
 
     ``max_retries`` and ``retry_delay`` are the defaults for ``@app.task()`` when it does
     not name its own.
@@ -263,6 +266,7 @@ class ExecutorConfig:
     start_method: str | None = None
     max_retry_delay: float = 300.0
     retry_jitter: bool = False
+    output_limit: int = 65536
 
     def __post_init__(self) -> None:
         """Validate executor configuration."""
@@ -284,6 +288,10 @@ class ExecutorConfig:
         _require(
             _is_number(self.max_retry_delay) and self.max_retry_delay >= 0,
             "max_retry_delay must be non-negative",
+        )
+        _require(
+            _is_int(self.output_limit) and self.output_limit >= 0,
+            "output_limit must be a whole number of characters >= 0 (0: capture no output)",
         )
         _require(
             self.start_method is None or self.start_method in START_METHODS,
@@ -390,6 +398,7 @@ _ENV_FIELDS: dict[str, list[tuple[str, Callable[[str], Any]]]] = {
         ("start_method", _to_str),
         ("max_retry_delay", _to_float),
         ("retry_jitter", _to_bool),
+        ("output_limit", _to_int),
     ],
     "SCHEDULER": [
         ("database_url", _to_str),
@@ -487,8 +496,8 @@ class Config:
         backend (with ``_MAX_CONNECTIONS``, ``_SOCKET_TIMEOUT``, ``_RETRY_ON_TIMEOUT``,
         ``BROKER_QUEUE_KEY``, ``BACKEND_TTL``); ``{prefix}EXECUTOR_IO_WORKERS``,
         ``_CPU_WORKERS``, ``_MAX_QUEUE_SIZE``, ``_MAX_RETRIES``, ``_RETRY_DELAY``,
-        ``_START_METHOD``, ``_MAX_RETRY_DELAY``, ``_RETRY_JITTER`` set the executors;
-        ``{prefix}SCHEDULER_ENABLED``, ``_DATABASE_URL``, ``_CHECK_INTERVAL`` the
+        ``_START_METHOD``, ``_MAX_RETRY_DELAY``, ``_RETRY_JITTER``, ``_OUTPUT_LIMIT`` set
+        the executors; ``{prefix}SCHEDULER_ENABLED``, ``_DATABASE_URL``, ``_CHECK_INTERVAL`` the
         scheduler; ``{prefix}SECRET_KEY`` signs what crosses Redis. A value that does not
         parse raises ConfigError naming the variable.
         """

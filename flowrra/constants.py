@@ -29,6 +29,7 @@ STATUS_COLORS = {
 EVENT_TYPES = (
     "task.submitted",
     "task.started",
+    "task.progress",
     "task.retrying",
     "task.succeeded",
     "task.failed",

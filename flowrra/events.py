@@ -2,7 +2,9 @@
 
 Each app has its own :class:`EventBus` (``app.events``). Executors publish
 ``task.submitted``, ``task.started``, ``task.retrying``, ``task.succeeded``,
-``task.failed`` and ``task.cancelled``; the event is a dict::
+``task.failed`` and ``task.cancelled``, and ``task.progress`` while a running task
+reports progress or output (at most four times a second per task); the event is a
+dict::
 
     {"type": "task.succeeded", "timestamp": "2026-...+00:00",
      "task_id": "...", "task": {...TaskResult.to_dict...}}

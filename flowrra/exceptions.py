@@ -19,7 +19,8 @@ out), the flowrra class subclasses that built-in too, so either ``except`` works
     ├── SignatureError               a Redis payload whose HMAC signature does not verify
     ├── WorkerLostError              a process-pool worker died while running a task
     └── TaskFailedError              raised by handles for a task that ended FAILED
-        └── TaskCancelledError       ... or CANCELLED
+        ├── TaskCancelledError       ... or CANCELLED
+        └── WorkflowFailedError      raised by a workflow's handle: a step failed
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ __all__ = [
     "TaskTimeoutError",
     "UnknownTaskIdError",
     "WorkerLostError",
+    "WorkflowFailedError",
 ]
 
 
@@ -147,3 +149,23 @@ class TaskFailedError(FlowrraError):
 
 class TaskCancelledError(TaskFailedError):
     """Raised by task handles when the task ended CANCELLED."""
+
+
+class WorkflowFailedError(TaskFailedError):
+    """Raised by ``await handle.result()`` when a workflow ended FAILED.
+
+    ``task_id`` is the workflow's id, ``step`` the step that failed (``"1.3"``; see
+    :mod:`flowrra.workflows`); ``error_type`` and ``remote_traceback`` are that step's.
+    """
+
+    def __init__(
+        self,
+        workflow_id: str,
+        step: str | None,
+        message: str,
+        error_type: str | None = None,
+        remote_traceback: str | None = None,
+    ) -> None:
+        super().__init__(workflow_id, message, error_type, remote_traceback)
+        self.step = step
+        self.args = (f"Workflow '{workflow_id}' failed: {message}",)

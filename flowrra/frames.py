@@ -9,7 +9,9 @@ full frame works on an empty one and on one where a column happens to be all mis
   before), missing text is ``NaN`` there and ``None`` before;
 - times are time-zone aware (UTC) at microsecond resolution, durations are
   ``timedelta64[us]`` (``duration``) and float seconds (``duration_s``);
-- counts are ``int64``, ``status`` and ``type`` are categorical.
+- counts are ``int64``, ``status`` and ``type`` are categorical;
+- ``progress`` (the fraction done a task last reported, 0 to 1) is ``float64``, ``NaN``
+  when it reported none.
 
 Usage::
 
@@ -44,6 +46,11 @@ RESULT_COLUMNS = (
     "priority",
     "args",
     "kwargs",
+    "progress",
+    "progress_message",
+    "output",
+    "workflow_id",
+    "workflow_step",
 )
 
 SCHEDULE_COLUMNS = (
@@ -126,6 +133,11 @@ def results_frame(records: Iterable[TaskResult]) -> pd.DataFrame:
         "priority": (lambda r: r.priority, "int64"),
         "args": (lambda r: tuple(r.args), object),
         "kwargs": (lambda r: dict(r.kwargs or {}), object),
+        "progress": (lambda r: r.progress, "float64"),
+        "progress_message": (lambda r: r.progress_message, text),
+        "output": (lambda r: r.output, text),
+        "workflow_id": (lambda r: r.workflow_id, text),
+        "workflow_step": (lambda r: r.workflow_step, text),
     }
     return _frame(pandas, list(records), columns)
 

@@ -7,7 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from flowrra.exceptions import DuplicateTaskError, InvalidTaskError, TaskNotFoundError
+from flowrra.exceptions import ConfigError, DuplicateTaskError, InvalidTaskError, TaskNotFoundError
+from flowrra.limits import Rate, TaskLimits, task_limits
 
 __all__ = ["TaskRegistry", "TaskSpec", "task_name_of"]
 
@@ -20,6 +21,7 @@ class TaskSpec:
 
     ``accepts`` (made by :meth:`TaskRegistry.register`) takes exactly the arguments
     ``func`` takes and does nothing; None when ``func``'s signature cannot be read.
+    ``limits``: its rate limit and concurrency cap (None: neither).
     """
 
     name: str
@@ -29,6 +31,7 @@ class TaskSpec:
     retry_delay: float = 1.0
     timeout: float | None = None
     accepts: Callable[..., None] | None = field(default=None, repr=False, compare=False)
+    limits: TaskLimits | None = None
 
     def check_arguments(self, args: tuple, kwargs: dict, where: str = "") -> None:
         """Raise ``TypeError`` at once if ``func`` would refuse ``args`` and ``kwargs``.
@@ -166,6 +169,8 @@ class TaskRegistry:
         retry_delay: float = 1.0,
         *,
         timeout: float | None = None,
+        rate_limit: str | Rate | None = None,
+        concurrency: int | None = None,
     ) -> Callable[[F], F]:
         """Decorator that registers a function as a task and returns it unchanged.
 
@@ -176,6 +181,9 @@ class TaskRegistry:
             max_retries: Further attempts after a failure.
             retry_delay: Seconds before the first retry; doubles with each retry.
             timeout: Seconds an attempt may run before it is stopped (None: no limit).
+            rate_limit: At most this many starts of the task, ``"N/s"``, ``"N/m"`` or
+                ``"N/h"`` (for every process on a Redis broker; per app in memory).
+            concurrency: At most this many of the task running at once (likewise).
         """
 
         def decorator(func: F) -> F:
@@ -186,6 +194,8 @@ class TaskRegistry:
                 max_retries=max_retries,
                 retry_delay=retry_delay,
                 timeout=timeout,
+                rate_limit=rate_limit,
+                concurrency=concurrency,
             )
             return func
 
@@ -200,6 +210,8 @@ class TaskRegistry:
         max_retries: int = 3,
         retry_delay: float = 1.0,
         timeout: float | None = None,
+        rate_limit: str | Rate | None = None,
+        concurrency: int | None = None,
     ) -> TaskSpec:
         """Register ``func`` (the non-decorator form of :meth:`task`) and return its spec."""
         if not callable(func):
@@ -230,6 +242,10 @@ class TaskRegistry:
                 "another function under a different name"
             )
         _check_options(task_name, max_retries, retry_delay, timeout)
+        try:
+            limits = task_limits(rate_limit, concurrency)
+        except ConfigError as exc:
+            raise InvalidTaskError(f"Task '{task_name}': {exc}") from None
         spec = TaskSpec(
             task_name,
             func,
@@ -238,6 +254,7 @@ class TaskRegistry:
             float(retry_delay),
             _float(timeout),
             _argument_check(func, task_name),
+            limits,
         )
         for attr, value in (
             ("task_name", task_name),

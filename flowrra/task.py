@@ -12,11 +12,12 @@ import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import Enum
-from typing import Any
+from typing import Any, NamedTuple
 
 from flowrra.constants import STATUS_COLORS
+from flowrra.limits import TaskLimits
 
-__all__ = ["Task", "TaskResult", "TaskStatus", "new_task_id"]
+__all__ = ["StepTag", "Task", "TaskResult", "TaskStatus", "new_task_id"]
 
 
 class TaskStatus(Enum):
@@ -75,6 +76,11 @@ class TaskResult:
     Fields after ``kwargs`` are additions of flowrra 0.2 and optional, so code that
     builds a ``TaskResult`` the 0.1.8 way still works.
 
+    ``progress_done``, ``progress_total`` and ``progress_message`` are what the task's
+    last attempt reported with :func:`flowrra.progress` (``progress`` is the fraction
+    done), and ``output`` what it printed and logged (the last ``output_limit``
+    characters, 64 KiB by default); live while it runs, final once it ends.
+
     Usage::
 
         record = await app.wait_for_result(task_id)
@@ -98,6 +104,12 @@ class TaskResult:
     priority: int = 0
     error_type: str | None = None
     traceback: str | None = None
+    progress_done: float | None = None
+    progress_total: float | None = None
+    progress_message: str | None = None
+    output: str | None = None
+    workflow_id: str | None = None
+    workflow_step: str | None = None
 
     def __post_init__(self) -> None:
         if self.kwargs is None:
@@ -106,12 +118,26 @@ class TaskResult:
     def __reduce__(self) -> tuple[Any, tuple]:
         # datetimes as POSIX seconds and the status as its value: pickling an aware
         # datetime or an enum member costs several microseconds each
-        return _rebuild_result, (
+        state = (
             self.task_id, self.status.value, self.task_name, self.result, self.error,
             _stamp(self.submitted_at), _stamp(self.started_at), _stamp(self.finished_at),
             self.retries, self.args, self.kwargs, self.priority, self.error_type,
             self.traceback,
         )  # fmt: skip
+        if self.progress_done is not None or self.output is not None:  # progress, output
+            state += (self.progress_done, self.progress_total, self.progress_message, self.output)
+        if self.workflow_id is not None:  # a workflow or one of its steps
+            return _rebuild_step_result, (self.workflow_id, self.workflow_step, *state)
+        return _rebuild_result, state
+
+    @property
+    def progress(self) -> float | None:
+        """How far the task got, from 0 to 1: ``progress_done / progress_total`` as it
+        last reported them (see :func:`flowrra.progress`); None without a total."""
+        total = self.progress_total
+        if not total or self.progress_done is None:
+            return None
+        return min(max(self.progress_done / total, 0.0), 1.0)
 
     @property
     def is_complete(self) -> bool:
@@ -150,6 +176,13 @@ class TaskResult:
             "priority": self.priority,
             "error_type": self.error_type,
             "traceback": self.traceback,
+            "progress": self.progress,
+            "progress_done": self.progress_done,
+            "progress_total": self.progress_total,
+            "progress_message": self.progress_message,
+            "output": self.output,
+            "workflow_id": self.workflow_id,
+            "workflow_step": self.workflow_step,
         }
 
     @classmethod
@@ -170,6 +203,12 @@ class TaskResult:
             priority=data.get("priority", 0),
             error_type=data.get("error_type"),
             traceback=data.get("traceback"),
+            progress_done=data.get("progress_done"),
+            progress_total=data.get("progress_total"),
+            progress_message=data.get("progress_message"),
+            output=data.get("output"),
+            workflow_id=data.get("workflow_id"),
+            workflow_step=data.get("workflow_step"),
         )
 
     def _repr_html_(self) -> str:
@@ -208,25 +247,37 @@ def _rebuild_result(
     task_id: str, status: str, task_name: str | None, result: Any, error: str | None,
     submitted_at: float | None, started_at: float | None, finished_at: float | None,
     retries: int, args: tuple, kwargs: dict, priority: int, error_type: str | None,
-    traceback: str | None,
+    traceback: str | None, progress_done: float | None = None,
+    progress_total: float | None = None, progress_message: str | None = None,
+    output: str | None = None,
 ) -> TaskResult:  # fmt: skip
-    """Unpickle a :class:`TaskResult` (see its ``__reduce__``)."""
+    """Unpickle a :class:`TaskResult` (see its ``__reduce__``; records pickled before
+    progress and output existed have none)."""
     return TaskResult(
         task_id, TaskStatus(status), task_name, result, error, _from_stamp(submitted_at),
         _from_stamp(started_at), _from_stamp(finished_at), retries, args, kwargs, priority,
-        error_type, traceback,
+        error_type, traceback, progress_done, progress_total, progress_message, output,
     )  # fmt: skip
+
+
+def _rebuild_step_result(workflow_id: str, workflow_step: str | None, *state: Any) -> TaskResult:
+    """Unpickle the :class:`TaskResult` of a workflow or of one of its steps."""
+    record = _rebuild_result(*state)
+    record.workflow_id = workflow_id
+    record.workflow_step = workflow_step
+    return record
 
 
 def _rebuild_task(
     id: str, name: str, args: tuple, kwargs: dict, max_retries: int, retry_delay: float,
     current_retry: int, priority: int, cpu_bound: bool, timeout: float | None,
-    eta: float | None,
+    eta: float | None, limits: TaskLimits | None = None, workflow_id: str | None = None,
+    workflow_step: str | None = None,
 ) -> Task:  # fmt: skip
     """Unpickle a :class:`Task` (see its ``__reduce__``)."""
     return Task(
         id, name, args, kwargs, max_retries, retry_delay, current_retry, priority, cpu_bound,
-        timeout, _from_stamp(eta),
+        timeout, _from_stamp(eta), limits, workflow_id, workflow_step,
     )  # fmt: skip
 
 
@@ -234,7 +285,8 @@ def _rebuild_task(
 class Task:
     """A job on its way to a worker: what to run, with what, and how to retry it.
 
-    ``timeout`` (seconds) and ``eta`` (aware datetime) are additions of flowrra 0.2.
+    ``timeout`` (seconds), ``eta`` (aware datetime) and ``limits`` (its rate limit and
+    concurrency cap, :class:`~flowrra.limits.TaskLimits`) are additions of flowrra 0.2.
     Tasks order by ``priority``: a lower number runs first.
     """
 
@@ -249,6 +301,10 @@ class Task:
     cpu_bound: bool = False
     timeout: float | None = None
     eta: datetime | None = field(default=None)
+    limits: TaskLimits | None = None
+    #: The workflow this task is a step of, and which step (see :mod:`flowrra.workflows`).
+    workflow_id: str | None = None
+    workflow_step: str | None = None
 
     def __lt__(self, other: Task) -> bool:
         return self.priority < other.priority
@@ -257,4 +313,14 @@ class Task:
         return _rebuild_task, (
             self.id, self.name, self.args, self.kwargs, self.max_retries, self.retry_delay,
             self.current_retry, self.priority, self.cpu_bound, self.timeout, _stamp(self.eta),
+            self.limits, self.workflow_id, self.workflow_step,
         )  # fmt: skip
+
+
+class StepTag(NamedTuple):
+    """The identity a workflow gives one of its steps before it is submitted: the task
+    id chosen in advance, the workflow's id and the step's place in it (``"1.3"``)."""
+
+    task_id: str
+    workflow_id: str
+    step: str

@@ -246,6 +246,7 @@ async def test_cpu_tasks_run_when_main_was_replaced_by_an_embedding_tool(
     """IPython's InteractiveShell in a plain process puts a module without ``__spec__``
     at ``sys.modules['__main__']``; multiprocessing then failed every worker start with
     AttributeError (seen when the suite ran CPU tasks after the in-process magics tests)."""
+
     class EmbeddedMain:  # what an embedding tool may leave as __main__: no __spec__
         __name__ = "__main__"
 

@@ -29,7 +29,8 @@ REFERENCE_EXPORTS = {
     "ExecutorNotRunningError",
     "BackendError",
 }
-ADDED_EXPORTS = {"BrokerError", "ConfigError"}
+ADDED_EXPORTS = {"BrokerError", "ConfigError", "TaskContext", "current_task", "progress"}
+ADDED_EXPORTS |= {"WorkflowFailedError", "WorkflowHandle", "call", "chain", "chord", "group"}
 
 
 def test_all_is_pinned_to_the_reference() -> None:

@@ -13,6 +13,9 @@ each is bounded:
   write and a periodic prune take expired ids out of the indexes, so with a ``ttl`` every
   key of a task is gone soon after the ttl;
 - ``{p}:dead``: records that failed their signature check, set aside (at most 10,000);
+- ``{p}:unique:{key}`` and ``{p}:unique_keys``: unique jobs' keys, claimed with their
+  task's first record and let go with its final one (see
+  :mod:`flowrra.backends.redis_unique`);
 - ``{p}:events``: a channel that carries every stored record (and plain-JSON notices of
   tasks a worker dead-lettered). One pub/sub connection per backend serves every waiter
   (it subscribes before a waiter reads, so no completion is missed) and brings events of
@@ -36,6 +39,7 @@ from collections.abc import Callable
 from typing import Any
 
 from flowrra.backends.base import BaseResultBackend, Waiters, await_completion, forget_waiter
+from flowrra.backends.redis_unique import LUA_UNIQUE
 from flowrra.brokers.redis import DEAD_LETTER_CAP, LUA_NOW, LUA_QUEUE, RedisBroker
 from flowrra.exceptions import BackendError, SignatureError, TaskTimeoutError, UnknownTaskIdError
 from flowrra.redis_client import (
@@ -72,7 +76,9 @@ _PRUNE = 1000  # expired ids taken out of the indexes per script call
 # each id in the batch; writes of many rows go out as a few commands of many arguments.
 # prune(p, limit) takes expired ids out of the indexes. Keys are built here from the
 # prefix: every key of a record lives under it.
-_LUA_RECORDS = """
+_LUA_RECORDS = (
+    LUA_UNIQUE
+    + """
 local statuses = {'pending', 'running', 'success', 'failed', 'retrying', 'cancelled'}
 local passing = {'pending', 'running', 'retrying'}
 local final = {success = true, failed = true, cancelled = true}
@@ -104,6 +110,7 @@ local function store(p, channel, origin, batch, queued, me)
   -- announced only when a process other than the writer listens: a lone process
   -- resolves its own waiters from its own writes
   local others = redis.call('PUBSUB', 'NUMSUB', channel)[2] - me > 0
+  local uniques = redis.call('EXISTS', p .. ':unique_keys') == 1
   local last = {}
   for i, r in ipairs(batch) do last[r[1]] = i end
   -- a fresh record never replaces one that exists: a worker may have taken the task and
@@ -122,6 +129,7 @@ local function store(p, channel, origin, batch, queued, me)
           redis.call('PUBLISH', channel, origin .. '|' .. status .. '|' .. id .. '|' .. blob)
         end
         local key = p .. ':result:' .. id
+        if uniques and final[status] then release_unique(p, id) end
         if ttl > 0 then
           redis.call('SET', key, blob, 'EX', ttl)
           expiry[#expiry + 1] = now + ttl; expiry[#expiry + 1] = id .. ':' .. name
@@ -169,12 +177,14 @@ local function prune(p, limit)
   return #gone
 end
 """
+)
 
 # ARGV: prefix, channel, origin, queue database ('' when it is this one), this database,
 # the batch as JSON {r = record rows, q = {{queue, rows}}, a = {{queue, {priority, id}}}}
 # with blob fields as [length], the blobs joined in that order, '1' to prune expired
 # index entries (a ttl is set), and 1 if the writer is subscribed to the channel itself
-# (0 if not). Returns the ids of queued rows leased to the submitter.
+# (0 if not). Returns the ids of queued rows leased to the submitter, and '=id=holder' for
+# each unique key claim (JSON u = {{key, id, keep}}) refused: that id is not written.
 _WRITE = (
     LUA_NOW
     + LUA_ROWS
@@ -185,6 +195,7 @@ local p, qdb, home = ARGV[1], ARGV[4], ARGV[5]
 local m = cjson.decode(ARGV[6])
 local pos = fill(m.r, ARGV[7], 1)
 for _, g in ipairs(m.q) do pos = fill(g[2], ARGV[7], pos) end
+local refused = m.u and claim_uniques(p, m) or {}
 if #m.r > 0 then
   store(p, ARGV[2], ARGV[3], m.r, #m.q > 0, tonumber(ARGV[9]))
   if ARGV[8] == '1' then prune(p, 100) end
@@ -196,6 +207,7 @@ if #m.q + #m.a > 0 then
   for _, g in ipairs(m.a) do ack(g[1], g[2]) end
   if qdb ~= '' then redis.call('SELECT', tonumber(home)) end
 end
+for _, r in ipairs(refused) do claimed[#claimed + 1] = r end
 return claimed
 """
 )
@@ -208,6 +220,8 @@ def _snapshot(r: TaskResult) -> TaskResult:
     return TaskResult(
         r.task_id, r.status, r.task_name, r.result, r.error, r.submitted_at, r.started_at,
         r.finished_at, r.retries, r.args, r.kwargs, r.priority, r.error_type, r.traceback,
+        r.progress_done, r.progress_total, r.progress_message, r.output,
+        workflow_id=r.workflow_id, workflow_step=r.workflow_step,
     )  # fmt: skip
 
 
@@ -472,6 +486,7 @@ class RedisBackend(BaseResultBackend):
         acks: dict[str, list[Any]] = {}
         record_blobs: list[bytes] = []
         queue_blobs: dict[str, list[bytes]] = {}
+        uniques: list[list[Any]] = []
         last = {item[1].task_id if item[0] == "s" else item[1][0]: i for i, item in
                 enumerate(items) if item[0] in "rs"}  # fmt: skip
         for i, item in enumerate(items):
@@ -485,12 +500,14 @@ class RedisBackend(BaseResultBackend):
             elif item[0] == "q":
                 queues.setdefault(item[1], []).append(item[2])
                 queue_blobs.setdefault(item[1], []).append(item[3])
+            elif item[0] == "u":  # a unique key claim (flowrra.backends.redis_unique)
+                uniques.append(item[1])
             else:
                 acks.setdefault(item[1], []).extend((item[2], item[3]))
-        meta = json.dumps(
-            {"r": records, "q": list(queues.items()), "a": list(acks.items())},
-            separators=(",", ":"),
-        )
+        batch: dict[str, Any] = {"r": records, "q": list(queues.items()), "a": list(acks.items())}
+        if uniques:
+            batch["u"] = uniques
+        meta = json.dumps(batch, separators=(",", ":"))
         blobs = b"".join(record_blobs + [b for q in queues for b in queue_blobs[q]])
         if (queues or acks) and self._queue_db is None:
             raise BackendError("queue items were given to a backend not linked to the broker")

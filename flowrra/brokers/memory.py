@@ -55,9 +55,10 @@ class InMemoryBroker(BaseBroker):
                 raise
         self.push_nowait(task)
 
-    def push_nowait(self, task: Task) -> None:
-        """Queue ``task`` now, over the bound if need be, and wake one waiting pop."""
-        self._append(task)
+    def push_nowait(self, task: Task, front: bool = False) -> None:
+        """Queue ``task`` now, over the bound if need be, and wake one waiting pop;
+        ``front`` puts it ahead of the tasks of its priority."""
+        self._append(task, front)
         getters = self._getters
         while getters:
             fut = getters.popleft()

@@ -23,7 +23,10 @@ how each is bounded:
 - ``{q}:seq`` the arrival counter;
 - ``{q}:workers`` hash worker id -> JSON (host, pid, queues, concurrency, running, time
   of the last beat), written by each worker's lease thread for dashboards; display only,
-  an entry without a beat for a day is dropped.
+  an entry without a beat for a day is dropped;
+- ``{q}:limits``, ``{q}:limit:{name}``, ``{q}:running:{name}``, ``{q}:held`` and
+  ``{q}:held:{name}``: rate limits and concurrency caps, and the tasks they hold back
+  (see :mod:`flowrra.brokers.redis_limits`).
 
 Every step that moves a task is one Lua script, so a task is never in two places. A
 member that does not parse, or a key of the wrong type, is set aside (dead-lettered or
@@ -41,6 +44,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flowrra.brokers.base import BaseBroker
+from flowrra.brokers.redis_limits import LUA_LIMITS_RELEASE, LUA_LIMITS_TAKE, limits_field
 from flowrra.exceptions import BrokerError, SignatureError
 from flowrra.redis_client import (
     DEFAULT_RETRY_BUDGET,
@@ -85,18 +89,22 @@ LUA_NOW = "local t = redis.call('TIME') local now = tonumber(t[1]) + tonumber(t[
 #: leased at once to the process that submits it, which has idle workers, when no task
 #: waits in the queue: its id is added to ``claimed`` and it never waits in the queue.
 #: ``ack(q, pairs)``: ``{priority, id, ...}`` of finished tasks. Needs ``now`` and
-#: ``chunked`` (see :data:`~flowrra.redis_client.LUA_ROWS`).
-LUA_QUEUE = """
+#: ``chunked`` (see :data:`~flowrra.redis_client.LUA_ROWS`). A row's sixth field, if any,
+#: is its limits (:mod:`~flowrra.brokers.redis_limits`): such a row is never leased at once.
+LUA_QUEUE = (
+    LUA_LIMITS_RELEASE
+    + """
 local SLOT = 1099511627776
 local function enqueue(q, batch, claimed)
   local n = #batch
   if n == 0 then return 0 end
   local s = redis.call('INCRBY', q .. ':seq', n) - n
-  local payloads, ready, delayed, leased = {}, {}, {}, {}
+  local payloads, ready, delayed, leased, limits = {}, {}, {}, {}, {}
   local idle = redis.call('ZCARD', q) == 0
   for _, r in ipairs(batch) do
     local id, pr, due, lease = r[1], r[2], r[3], r[5] or 0
     payloads[#payloads + 1] = id; payloads[#payloads + 1] = r[4]
+    if r[6] then limits[#limits + 1] = id; limits[#limits + 1] = r[6] end
     if due > now then
       delayed[#delayed + 1] = due; delayed[#delayed + 1] = pr .. ':' .. id
     elseif lease > 0 and idle then
@@ -108,6 +116,7 @@ local function enqueue(q, batch, claimed)
     end
   end
   chunked('HSET', q .. ':payloads', payloads)
+  chunked('HSET', q .. ':limits', limits)
   chunked('ZADD', q .. ':inflight', leased)
   chunked('ZADD', q, ready)
   chunked('ZADD', q .. ':delayed', delayed)
@@ -115,6 +124,7 @@ local function enqueue(q, batch, claimed)
   return n
 end
 local function ack(q, pairs)
+  release_all(q, pairs, true)
   local members, ids = {}, {}
   for i = 1, #pairs, 2 do
     members[#members + 1] = pairs[i] .. ':' .. pairs[i + 1]
@@ -125,6 +135,7 @@ local function ack(q, pairs)
   chunked('HDEL', q .. ':deliveries', ids)
 end
 """
+)
 
 _ENQUEUE = LUA_NOW + LUA_ROWS + LUA_QUEUE + "return enqueue(ARGV[1], rows(ARGV[2], ARGV[3]))\n"
 
@@ -135,6 +146,8 @@ _ACK = LUA_NOW + LUA_ROWS + LUA_QUEUE + "ack(ARGV[1], cjson.decode(ARGV[2])) ret
 #  next delayed due, next lease deadline, now}.
 _TAKE = (
     LUA_NOW
+    + LUA_LIMITS_RELEASE
+    + LUA_LIMITS_TAKE
     + """
 local q, lease, count, maxd, cap = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]),
   tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -174,38 +187,50 @@ for _, m in ipairs(redis.call('ZRANGEBYSCORE', INF, '-inf', now, 'LIMIT', 0, 100
     reject(INF, m)
   end
 end
+local limited = redis.call('EXISTS', q .. ':limits', q .. ':held') > 0
+if limited then unpark(q, lease, count) end
 local out, missing = {}, {}
 local popped = redis.call('ZPOPMIN', q, count)
 for i = 1, #popped, 2 do
   local id = popped[i]
   local pr = math.floor(tonumber(popped[i + 1]) / SLOT)
   local blob = redis.call('HGET', PAY, id)
-  if blob then
+  if blob and limited and held_back(q, id, pr, popped[i + 1], lease) then
+    blob = nil  -- held back by its limits: it waits in Redis, holding no worker
+  elseif blob then
     redis.call('ZADD', INF, now + lease, pr .. ':' .. id)
     local lapsed = tonumber(redis.call('HGET', DLV, id) or '0') or 0
     out[#out + 1] = id; out[#out + 1] = pr; out[#out + 1] = blob
     out[#out + 1] = (lapsed >= maxd) and (lapsed + 1) or 0
-  else
+  elseif blob == false then
     missing[#missing + 1] = id
   end
 end
 local d = redis.call('ZRANGE', DEL, 0, 0, 'WITHSCORES')
 local f = redis.call('ZRANGE', INF, 0, 0, 'WITHSCORES')
-return {out, missing, bad, d[2] or '', f[2] or '', tostring(now)}
+local due = limited and next_due(q, d[2]) or d[2]
+return {out, missing, bad, due or '', f[2] or '', tostring(now)}
 """
 )
 
-_RETRY = """
+_RETRY = (
+    LUA_LIMITS_RELEASE
+    + """
 local q = ARGV[1]
+release_all(q, {ARGV[2], ARGV[3]}, false)
 redis.call('ZREM', q .. ':inflight', ARGV[2] .. ':' .. ARGV[3])
 redis.call('HSET', q .. ':payloads', ARGV[3], ARGV[5])
 redis.call('ZADD', q .. ':delayed', tonumber(ARGV[4]), ARGV[2] .. ':' .. ARGV[3])
 redis.call('PUBLISH', q .. ':wakeup', 1)
 return 1
 """
+)
 
-_NACK = """
+_NACK = (
+    LUA_LIMITS_RELEASE
+    + """
 local q = ARGV[1]
+release_all(q, {unpack(ARGV, 2)}, false)
 for i = 2, #ARGV, 2 do
   if redis.call('ZREM', q .. ':inflight', ARGV[i] .. ':' .. ARGV[i + 1]) == 1 then
     redis.call('ZADD', q, tonumber(ARGV[i]) * 1099511627776, ARGV[i + 1])
@@ -214,6 +239,7 @@ end
 redis.call('PUBLISH', q .. ':wakeup', 1)
 return 1
 """
+)
 
 _HEARTBEAT = (
     LUA_NOW
@@ -223,16 +249,20 @@ return 1
 """
 )
 
-_REMOVE = """
+_REMOVE = (
+    LUA_LIMITS_RELEASE
+    + """
 local q = ARGV[1]
 local a = redis.call('ZREM', q, ARGV[3])
-local b = redis.call('ZREM', q .. ':delayed', ARGV[2] .. ':' .. ARGV[3])
+local b = redis.call('ZREM', q .. ':delayed', ARGV[2] .. ':' .. ARGV[3]) + unpark_one(q, ARGV[3])
 if a + b > 0 then
   redis.call('HDEL', q .. ':payloads', ARGV[3])
   redis.call('HDEL', q .. ':deliveries', ARGV[3])
+  redis.call('HDEL', q .. ':limits', ARGV[3])
 end
 return a + b
 """
+)
 
 _SCRIPTS = {
     "enqueue": _ENQUEUE,
@@ -254,6 +284,8 @@ _KEY_TYPES = {
     ":functions": "hash",
     ":seq": "string",
     ":workers": "hash",
+    ":limits": "hash",
+    ":held": "zset",
 }
 
 #: A worker is shown as lost after three missed beats, and never sooner than this.
@@ -434,7 +466,10 @@ class RedisBroker(BaseBroker):
                 f"Redis, got {priority}"
             )
         blob = self.encode(task, submitted_at, function)
-        return [task.id, priority, due, [len(blob)]], blob
+        limits = limits_field(task)
+        if limits is None:
+            return [task.id, priority, due, [len(blob)]], blob
+        return [task.id, priority, due, [len(blob)], 0, limits], blob
 
     async def push_rows(self, rows: list[tuple[list, bytes]]) -> None:
         """Queue rows made by :meth:`rows`, in order, in one script call."""
@@ -504,6 +539,7 @@ class RedisBroker(BaseBroker):
             pipe = self.client.pipeline(transaction=True)
             pipe.rpush(k["dead"], blob).ltrim(k["dead"], -DEAD_LETTER_CAP, -1)
             pipe.hdel(k["payloads"], task_id).hdel(k["deliveries"], task_id)
+            pipe.hdel(k["limits"], task_id)
             pipe.zrem(k["inflight"], f"{priority}:{task_id}")
             await pipe.execute()
 

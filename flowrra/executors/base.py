@@ -18,12 +18,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Protocol, Self
 
 from flowrra.backends.base import BaseResultBackend
 from flowrra.brokers.memory import InMemoryBroker
 from flowrra.clock import as_seconds, ensure_aware, utcnow
 from flowrra.config import Config
+from flowrra.context import TaskContext
 from flowrra.events import EventBus, event_bus
 from flowrra.exceptions import (
     BrokerError,
@@ -33,15 +34,18 @@ from flowrra.exceptions import (
     TaskNotFoundError,
 )
 from flowrra.executors.main_guard import refuse_start_while_bootstrapping
+from flowrra.executors.reporting import ProgressReporter
+from flowrra.executors.throttle import Throttle
 from flowrra.executors.tracebacks import task_traceback
+from flowrra.limits import Rate, UniqueKey, override_limits, task_limits
 from flowrra.registry import TaskRegistry, TaskSpec
 from flowrra.serialization import signer_for
-from flowrra.task import Task, TaskResult, TaskStatus, new_task_id
+from flowrra.task import StepTag, Task, TaskResult, TaskStatus, new_task_id
 
 if TYPE_CHECKING:
     from flowrra.executors.remote import RemoteQueue
 
-__all__ = ["BaseTaskExecutor", "SubmitOptions"]
+__all__ = ["BaseTaskExecutor", "StepHook", "SubmitOptions"]
 
 _now = datetime.now  # the hot paths call _now(UTC): clock.utcnow without a Python frame
 
@@ -70,9 +74,14 @@ _EVENT_OF = {
 
 class SubmitOptions:
     """Per-submit options, checked once: ``priority``, ``countdown`` (seconds) or ``eta``
-    (datetime), ``max_retries``, ``retry_delay`` and ``timeout`` (seconds)."""
+    (datetime), ``max_retries``, ``retry_delay`` and ``timeout`` (seconds); ``limits``
+    (from ``rate_limit`` and ``concurrency``, over the task's own) and ``unique`` (from
+    ``unique_key`` and ``unique_for``)."""
 
-    __slots__ = ("countdown", "eta", "max_retries", "priority", "retry_delay", "timeout")
+    __slots__ = (
+        "countdown", "eta", "limits", "max_retries", "priority", "retry_delay", "timeout",
+        "unique",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -83,6 +92,10 @@ class SubmitOptions:
         max_retries: int | None = None,
         retry_delay: float | None = None,
         timeout: float | None = None,
+        rate_limit: str | Rate | None = None,
+        concurrency: int | None = None,
+        unique_key: str | None = None,
+        unique_for: float | None = None,
     ) -> None:
         """Validate and keep the options; see the class docstring."""
         if isinstance(priority, bool) or not isinstance(priority, int):
@@ -107,6 +120,8 @@ class SubmitOptions:
         self.max_retries = max_retries
         self.retry_delay = None if retry_delay is None else as_seconds(retry_delay, "retry_delay")
         self.timeout = None if timeout is None else as_seconds(timeout, "timeout")
+        self.limits = task_limits(rate_limit, concurrency)
+        self.unique = UniqueKey.of(unique_key, unique_for)
 
     def delay(self) -> float:
         """Seconds to hold the task back before it may run (0 for now)."""
@@ -115,6 +130,24 @@ class SubmitOptions:
         if self.eta is not None:
             return max(0.0, (self.eta - utcnow()).total_seconds())
         return 0.0
+
+    def next_tag(self) -> StepTag | None:
+        """The identity chosen in advance for the next task made with these options (a
+        workflow's step: see ``flowrra.workflows.engine.StepOptions``); None here."""
+        return None
+
+
+class StepHook(Protocol):
+    """What an executor tells of each finished task that is a workflow's step (the app's
+    workflow engine): :meth:`after_step` is awaited before the final record is stored
+    (on Redis, before the task is acknowledged), :meth:`after_step_now` is called for a
+    success recorded inline in memory. Neither raises."""
+
+    async def after_step(self, record: TaskResult) -> None:
+        """The step ``record`` ended (its status is final)."""
+
+    def after_step_now(self, record: TaskResult) -> None:
+        """The step ``record`` succeeded and is stored (in memory)."""
 
 
 class BaseTaskExecutor(ABC):
@@ -173,6 +206,8 @@ class BaseTaskExecutor(ABC):
         self._workers: list[asyncio.Task[None]] = []
         self._running = False
         self._active: dict[str, TaskResult] = {}
+        #: Rate limits and concurrency caps in memory (on Redis the broker keeps them).
+        self._throttle = Throttle(self._queue, self._active) if self._remote is None else None
         self._in_body: dict[str, asyncio.Task[Any]] = {}
         self._cancel_requested: set[str] = set()
         self._timers: dict[str, asyncio.TimerHandle] = {}
@@ -181,6 +216,10 @@ class BaseTaskExecutor(ABC):
         self._next_share = 0.0
         #: Tasks submitted through this executor since it was made (a progress counter).
         self.submitted = 0
+        #: Publishes running tasks' progress and output (flowrra.progress, print).
+        self._reporter = ProgressReporter(self)
+        #: Told of every finished workflow step (set by the app); None: no workflows.
+        self.workflow_hook: StepHook | None = None
 
     def _attach_signer(self) -> None:
         """Give the Redis parts that have no signer yet the one their sibling has, else
@@ -257,9 +296,18 @@ class BaseTaskExecutor(ABC):
         spec.check_arguments(args, kwargs)
         return await self.submit_spec(spec, args, kwargs, priority)
 
-    def enqueue(self, spec: TaskSpec, args: tuple, kwargs: dict, priority: int = 0) -> Task | None:
+    def enqueue(
+        self,
+        spec: TaskSpec,
+        args: tuple,
+        kwargs: dict,
+        priority: int = 0,
+        options: SubmitOptions | None = None,
+    ) -> Task | None:
         """Queue ``spec`` now if there is room and return its task; None if the queue is
-        full (then await :meth:`submit_spec`, which waits for room)."""
+        full (then await :meth:`submit_spec`, which waits for room). ``options`` are
+        taken as they are (a workflow's next step, queued by the worker that ended the
+        step before it)."""
         if not self._running:
             raise ExecutorNotRunningError()
         queue = self._queue
@@ -269,7 +317,7 @@ class BaseTaskExecutor(ABC):
             return None
         if priority and (isinstance(priority, bool) or not isinstance(priority, int)):
             raise ConfigError(f"priority must be a whole number, got {priority!r}")
-        task = self._prepare(spec, args, kwargs, priority, None)
+        task = self._prepare(spec, args, kwargs, priority, options)
         queue.push_nowait(task)
         return task
 
@@ -354,6 +402,30 @@ class BaseTaskExecutor(ABC):
                 await self.share_loop()
         return ids
 
+    async def submit_batch(
+        self, spec: TaskSpec, pairs: list[tuple[tuple, dict]], options: SubmitOptions
+    ) -> list[str]:
+        """Submit one task per ``(args, kwargs)`` with ``options``, whose ids may be chosen
+        in advance (:meth:`SubmitOptions.next_tag`); return the ids in order. An executor
+        that is stopping still takes them (a workflow's next steps, while it drains)."""
+        if self._remote is not None:
+            return await self._remote.submit(spec, pairs, options.priority, options)
+        if not self._running and not self._workers:
+            raise ExecutorNotRunningError()
+        ids: list[str] = []
+        queue, priority, now = self._queue, options.priority, not self._writes_later
+        for args, kwargs in pairs:
+            if now and (_IN_TASK.get() or not queue.full()):  # as enqueue() does
+                task = self._prepare(spec, args, kwargs, priority, options)
+                queue.push_nowait(task)
+            else:
+                task = await self._prepare_stored(spec, args, kwargs, priority, options)
+                await self._push(task)
+            ids.append(task.id)
+            if queue.handed:
+                await self.share_loop()
+        return ids
+
     def _prepare(
         self,
         spec: TaskSpec,
@@ -401,12 +473,13 @@ class BaseTaskExecutor(ABC):
         priority: int,
         options: SubmitOptions | None,
     ) -> tuple[Task, TaskResult]:
-        task_id = new_task_id()
+        tag = None if options is None else options.next_tag()
+        task_id = new_task_id() if tag is None else tag.task_id
         name = spec.name
         if options is None:
             task = Task(
                 task_id, name, args, kwargs, spec.max_retries, spec.retry_delay, 0, priority,
-                spec.cpu_bound, spec.timeout,
+                spec.cpu_bound, spec.timeout, None, spec.limits,
             )  # fmt: skip
         else:
             task = Task(
@@ -421,10 +494,14 @@ class BaseTaskExecutor(ABC):
                 spec.cpu_bound,
                 spec.timeout if options.timeout is None else options.timeout,
                 options.eta,
+                override_limits(spec.limits, options.limits),
             )
         record = TaskResult(
             task_id, _PENDING, name, None, None, _now(UTC), None, None, 0, args, kwargs, priority
         )
+        if tag is not None:  # a workflow's step
+            task.workflow_id = record.workflow_id = tag.workflow_id
+            task.workflow_step = record.workflow_step = tag.step
         return task, record
 
     def _hold(self, task: Task, delay: float) -> None:
@@ -489,6 +566,8 @@ class BaseTaskExecutor(ABC):
         message: str | None = None,
     ) -> None:
         self._settle(record, status, result, exc, message)
+        if record.workflow_id is not None and self.workflow_hook is not None:
+            await self.workflow_hook.after_step(record)  # before the ack: see StepHook
         try:
             await self._store_final(record)
         except SerializationError as error:
@@ -527,6 +606,9 @@ class BaseTaskExecutor(ABC):
             record = active.get(task.id)
             if record is None:  # cancelled while it waited
                 continue
+            throttled = task.limits is not None and self._throttle is not None
+            if throttled and not self._throttle.admit(task):  # type: ignore[union-attr]
+                continue  # held back by its limits: parked, holding no worker
             try:
                 await self._execute(task, record, me)
             except asyncio.CancelledError:
@@ -534,6 +616,9 @@ class BaseTaskExecutor(ABC):
             except Exception as exc:
                 logger.exception("Internal error while running task %s (%s)", task.id, task.name)
                 await self._fail_internal(record, exc)
+            finally:
+                if throttled:
+                    self._throttle.done(task)  # type: ignore[union-attr]
 
     async def _fail_internal(self, record: TaskResult, exc: Exception) -> None:
         """A bug or a backend failure outside the task body: fail the task, keep the worker."""
@@ -555,6 +640,7 @@ class BaseTaskExecutor(ABC):
         record.started_at = _now(UTC)
         record.finished_at = None
         record.retries = task.current_retry
+        running = TaskContext(task, record, self._reporter)  # clears the last attempt's reports
         if store_now is not None:
             store_now(record.task_id, record)
         else:
@@ -564,17 +650,21 @@ class BaseTaskExecutor(ABC):
             events.publish("task.started", record)
         self._in_body[task.id] = me
         scope: asyncio.Timeout | None = None
+        token = running.enter()  # current_task(), progress() and print() are the task's
         try:
-            if spec is None:
-                raise TaskNotFoundError(task.name)
-            if task.timeout is None:
-                if self._direct_call:
-                    value = await spec.func(*task.args, **task.kwargs)
+            try:
+                if spec is None:
+                    raise TaskNotFoundError(task.name)
+                if task.timeout is None:
+                    if self._direct_call:
+                        value = await spec.func(*task.args, **task.kwargs)
+                    else:
+                        value = await self._call(task, spec)
                 else:
-                    value = await self._call(task, spec)
-            else:
-                async with asyncio.timeout(task.timeout) as scope:
-                    value = await self._call(task, spec)
+                    async with asyncio.timeout(task.timeout) as scope:
+                        value = await self._call(task, spec)
+            finally:
+                running.leave(token)  # its last progress and output go on the record
         except asyncio.CancelledError:
             del self._in_body[task.id]
             if task.id not in self._cancel_requested:
@@ -618,6 +708,9 @@ class BaseTaskExecutor(ABC):
         if self._cancel_requested and task.id in self._cancel_requested:
             await self._was_cancelled(task, record, me)  # the body swallowed the cancellation
             return
+        if self._remote is not None and record.workflow_id is not None:
+            self._remote.settle_later(record, self._finish(record, _SUCCESS, value))
+            return  # a workflow's step: its bookkeeping waits on Redis, this worker need not
         if self._remote is not None or self._store_now is None:
             await self._finish(record, _SUCCESS, value)
             return
@@ -636,6 +729,8 @@ class BaseTaskExecutor(ABC):
         events = self.events
         if events.has_subscribers:
             events.publish("task.succeeded", record)
+        if record.workflow_id is not None and self.workflow_hook is not None:
+            self.workflow_hook.after_step_now(record)
         if self._drained is not None and not self._active:
             self._drained.set()
 
@@ -705,6 +800,8 @@ class BaseTaskExecutor(ABC):
         else:
             self._queue.remove(task_id)
         await self._finish(record, TaskStatus.CANCELLED, message="Task was cancelled before it ran")
+        if self._throttle is not None:
+            self._throttle.forget(task_id)
         return True
 
     # ---------------------------------------------------------------- lifecycle
@@ -728,6 +825,7 @@ class BaseTaskExecutor(ABC):
         self._running = True
         if not workers:
             return
+        self._reporter.start()
         self._workers = [loop.create_task(self._worker()) for _ in range(self.worker_count)]
         if self._remote is not None:
             await self._remote.start()
@@ -747,6 +845,7 @@ class BaseTaskExecutor(ABC):
             await self._after_stop()
         else:
             await self._stop_in_memory(wait, timeout)
+        self._reporter.stop()
         await self._let_go()
 
     async def _let_go(self) -> None:
@@ -786,6 +885,8 @@ class BaseTaskExecutor(ABC):
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
+        if self._throttle is not None:
+            self._throttle.clear()
         self._queue.drain()
         await self._queue.close()
         self._in_body.clear()

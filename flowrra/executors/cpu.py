@@ -7,6 +7,7 @@ from typing import Any
 
 from flowrra.backends.base import BaseResultBackend
 from flowrra.config import Config
+from flowrra.context import current_context
 from flowrra.events import EventBus
 from flowrra.executors.base import BaseTaskExecutor
 from flowrra.executors.pool import ProcessPool
@@ -60,7 +61,15 @@ class CPUExecutor(BaseTaskExecutor):
         return self._config.executor.cpu_workers
 
     def _call(self, task: Task, spec: TaskSpec) -> Awaitable[Any]:
-        return self.pool.run(spec.func, task.args, task.kwargs)
+        # the task's context (current in _execute) travels with the call: the function
+        # sees it in its worker process, and its reports come back into it
+        return self.pool.run(
+            spec.func,
+            task.args,
+            task.kwargs,
+            current_context(),
+            output_limit=self._reporter.output_limit,
+        )
 
     async def _halt(self) -> None:
         await super()._halt()

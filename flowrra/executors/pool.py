@@ -17,16 +17,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
+import dataclasses
 import logging
 import multiprocessing
 import pickle
 import signal
 import sys
 from collections.abc import Callable
+from contextvars import Token
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+from flowrra import capture
+from flowrra.context import TaskContext
 from flowrra.exceptions import FlowrraError, SerializationError, WorkerLostError
 from flowrra.executors.lifeline import arm_forkserver, die_with_parent, launch, watch_pipe
 from flowrra.executors.main_guard import (
@@ -35,8 +40,10 @@ from flowrra.executors.main_guard import (
     forkserver_refused,
     unguarded_main_error,
 )
+from flowrra.executors.reporting import PROGRESS_MESSAGE, PipeReporter, child_values
 from flowrra.executors.tracebacks import task_traceback
 from flowrra.serialization import dumps, dumps_function, loads
+from flowrra.task import Task
 
 __all__ = ["ProcessPool", "RemoteTaskError", "worker_main"]
 
@@ -68,19 +75,26 @@ def worker_main(conn: Connection) -> None:
     die_with_parent()
     watch_pipe(conn.fileno())
     conn.send_bytes(b"")  # started: from now on an exit status is the task's doing
+    capture.install()  # what tasks print and log goes back with their replies
+    reporter = PipeReporter(conn)
     cache: dict[str, Callable[..., Any]] = {}
     while True:
         try:
             data = conn.recv_bytes()
         except (EOFError, OSError):
             return
-        digest, fn_bytes, payload = pickle.loads(data)
-        conn.send_bytes(_run_call(cache, digest, fn_bytes, payload))
+        digest, fn_bytes, payload, info = pickle.loads(data)
+        conn.send_bytes(_run_call(cache, digest, fn_bytes, payload, (info, reporter)))
 
 
 def _run_call(
-    cache: dict[str, Callable[..., Any]], digest: str, fn_bytes: bytes | None, payload: bytes
+    cache: dict[str, Callable[..., Any]],
+    digest: str,
+    fn_bytes: bytes | None,
+    payload: bytes,
+    about: tuple[tuple[Task, int, int] | None, PipeReporter],
 ) -> bytes:
+    """Run one call; the reply is ``(ok, value or error, loaded, last reports)``."""
     try:
         func = cache.get(digest)
         if func is None:
@@ -88,16 +102,49 @@ def _run_call(
                 raise LookupError("function not sent to this worker")
             func = cache[digest] = loads(fn_bytes)
     except Exception as exc:
-        return pickle.dumps((False, _describe(exc), False))
+        return pickle.dumps((False, _describe(exc), False, None))
+    context = _begin(*about)
+    token = context.enter() if context is not None else None
     try:
         args, kwargs = loads(payload)
         value = func(*args, **kwargs)
     except Exception as exc:
-        return pickle.dumps((False, _describe(exc), True))
+        return pickle.dumps((False, _describe(exc), True, _end(context, token, about[1])))
+    last = _end(context, token, about[1])
     try:
-        return dumps((True, value, True), what="result")
+        return dumps((True, value, True, last), what="result")
     except SerializationError as exc:
-        return pickle.dumps((False, ("SerializationError", str(exc), ""), True))
+        return pickle.dumps((False, ("SerializationError", str(exc), ""), True, last))
+
+
+def _begin(info: tuple[Task, int, int] | None, reporter: PipeReporter) -> TaskContext | None:
+    """The context of the task a call runs (None for a bare call)."""
+    if info is None:
+        return None
+    task, output_limit, log_level = info
+    context = TaskContext(task, None, reporter)
+    reporter.begin(context, output_limit)
+    logging.getLogger().setLevel(log_level)  # the pool's process's, so logs match
+    return context
+
+
+def _end(
+    context: TaskContext | None, token: Token[TaskContext | None] | None, reporter: PipeReporter
+) -> tuple[Any, ...] | None:
+    """The body ended: stop reporting; the last values, for the reply."""
+    if context is None or token is None:
+        return None
+    reporter.end()
+    context.leave(token)
+    return context.take()
+
+
+def _call_info(context: TaskContext | None, output_limit: int) -> tuple[Task, int, int] | None:
+    """What a worker process needs to know of the task it runs (not its arguments)."""
+    if context is None:
+        return None
+    task = dataclasses.replace(context.task, args=(), kwargs={})
+    return task, output_limit, logging.getLogger().level
 
 
 def _describe(exc: BaseException) -> tuple[str, str, str]:
@@ -110,13 +157,14 @@ class _MainRefused(Exception):
 
 
 class _Worker:
-    __slots__ = ("conn", "dead", "future", "known", "proc", "started")
+    __slots__ = ("conn", "context", "dead", "future", "known", "proc", "started")
 
     def __init__(self, proc: BaseProcess, conn: Connection) -> None:
         self.proc = proc
         self.conn = conn
         self.known: set[str] = set()
         self.future: asyncio.Future[Any] | None = None
+        self.context: TaskContext | None = None  # of the task it runs, for its reports
         self.dead = False
         self.started = False  # it said so: bootstrapping (re-importing __main__) is over
 
@@ -189,7 +237,11 @@ class ProcessPool:
             self._closed = False
             self._refused = self._refused_at_launch = False
             self._idle = asyncio.Queue()
-            self._starting = asyncio.get_running_loop().create_task(self._spawn_all())
+            # a context of its own: not the one of the task whose call started the pool
+            # (what runs in it, readers included, is no task's doing)
+            self._starting = asyncio.get_running_loop().create_task(
+                self._spawn_all(), context=contextvars.Context()
+            )
         await asyncio.shield(self._starting)
 
     async def _spawn_all(self) -> None:
@@ -240,8 +292,20 @@ class ProcessPool:
             cached = self._functions[func] = dumps_function(func)
         return cached
 
-    async def run(self, func: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
+    async def run(
+        self,
+        func: Callable[..., Any],
+        args: tuple,
+        kwargs: dict,
+        context: TaskContext | None = None,
+        *,
+        output_limit: int = 0,
+    ) -> Any:
         """Run ``func(*args, **kwargs)`` in a worker and return its value.
+
+        With the ``context`` of the task it runs, the function sees it as
+        :func:`~flowrra.context.current_task` there, and its progress and output (at
+        most ``output_limit`` characters; 0: not captured) come back into ``context``.
 
         Raises:
             SerializationError: an argument or the result cannot be pickled.
@@ -253,9 +317,11 @@ class ProcessPool:
         await self.start()
         worker = await self._idle_worker()
         send_fn = None if digest in worker.known else fn_bytes
-        message = pickle.dumps((digest, send_fn, payload), protocol=pickle.HIGHEST_PROTOCOL)
+        info = _call_info(context, output_limit)
+        message = pickle.dumps((digest, send_fn, payload, info), protocol=pickle.HIGHEST_PROTOCOL)
         future = asyncio.get_running_loop().create_future()
         worker.future = future
+        worker.context = context
         try:
             try:
                 worker.conn.send_bytes(message)
@@ -265,15 +331,18 @@ class ProcessPool:
                 self.bytes_sent += len(message)
                 if send_fn is not None:
                     worker.known.add(digest)
-            ok, value, loaded = await future
+            ok, value, loaded, last = await future
         except asyncio.CancelledError:
             if worker.future is future:  # still running: the only way to stop it is to kill it
                 self._kill(worker)
             raise
         finally:
+            worker.context = None
             if not worker.dead and self._idle is not None:
                 worker.future = None
                 self._idle.put_nowait(worker)
+        if last is not None and context is not None:
+            context.absorb(last)
         if ok:
             return value
         if not loaded:
@@ -307,6 +376,9 @@ class ProcessPool:
             if not data:  # worker_main's first word: it has started
                 worker.started = True
                 return
+            if data[:1] == PROGRESS_MESSAGE:
+                self._on_report(worker, data)
+                return
             reply = loads(data)
         except (EOFError, OSError):
             self._on_death(worker)
@@ -316,10 +388,22 @@ class ProcessPool:
                 False,
                 ("SerializationError", f"cannot load the task's result: {exc}", ""),
                 True,
+                None,
             )
         future, worker.future = worker.future, None
         if future is not None and not future.done():
             future.set_result(reply)
+
+    @staticmethod
+    def _on_report(worker: _Worker, data: bytes) -> None:
+        """Progress and output of the task a worker runs (see PipeReporter)."""
+        context = worker.context
+        if context is None:
+            return
+        try:
+            context.absorb(child_values(data))
+        except Exception:
+            logger.exception("Ignored a progress report of task %s", context.task_id)
 
     def _detach(self, worker: _Worker) -> None:
         worker.dead = True
@@ -366,7 +450,7 @@ class ProcessPool:
         if self._closed or self._refused:
             return
         self.replaced += 1
-        task = asyncio.ensure_future(self._spawn())
+        task = asyncio.get_running_loop().create_task(self._spawn(), context=contextvars.Context())
         self._spawning.add(task)
         task.add_done_callback(self._spawning.discard)
 

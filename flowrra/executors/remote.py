@@ -26,6 +26,7 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 from flowrra.backends.redis import RedisBackend
@@ -33,6 +34,8 @@ from flowrra.brokers.redis import RedisBroker, TakenTask
 from flowrra.clock import utcnow
 from flowrra.exceptions import BackendError, BrokerError, FlowrraError
 from flowrra.executors.lease import BEAT_EVERY, LeaseKeeper
+from flowrra.executors.remote_unique import submit_unique
+from flowrra.limits import override_limits
 from flowrra.redis_client import Batcher
 from flowrra.registry import TaskSpec
 from flowrra.serialization import dumps_function, loads
@@ -90,6 +93,7 @@ class RemoteQueue:
         self._keeper: LeaseKeeper | None = None
         self._started_at = time.time()
         self._chores: set[asyncio.Task[Any]] = set()
+        self._settling: set[asyncio.Future[None]] = set()  # see settle_later
         self._reserved = 0  # worker slots promised to tasks being submitted here
 
     @property
@@ -174,6 +178,8 @@ class RemoteQueue:
         process pickles and signs the next. A chunk is written whole or not at all; a
         submit that raised left nothing behind.
         """
+        if options is not None and options.unique is not None:  # one task, its key claimed
+            return [await submit_unique(self, spec, *arg_tuples[0], priority, options)]
         digest = await self._digest(spec)
         due = 0.0
         if options is not None and options.delay() > 0:
@@ -386,6 +392,7 @@ class RemoteQueue:
         record = TaskResult(
             task.id, TaskStatus.PENDING, task.name, None, None, _from_stamp(item.submitted_at),
             None, None, task.current_retry, task.args, task.kwargs, task.priority,
+            workflow_id=task.workflow_id, workflow_step=task.workflow_step,
         )  # fmt: skip
         self.executor._active[task.id] = record
         self.taken[task.id] = item
@@ -468,6 +475,24 @@ class RemoteQueue:
         else:  # acknowledged only once the result is stored; else the lease lapses
             future.add_done_callback(lambda f: self._ack_if_stored(f, item.task))
 
+    def settle_later(self, record: TaskResult, settle: Coroutine[Any, Any, None]) -> None:
+        """Finish a workflow's step (``settle``: its ``_finish``) in a task of its own: the
+        workflow's mark must be stored before the step is acknowledged, and its worker
+        need not wait for that round trip. The step stays leased here meanwhile (if this
+        process dies, it runs again); :meth:`stop` waits for it."""
+        future = asyncio.ensure_future(settle)
+        self._settling.add(future)
+        future.add_done_callback(lambda done: self._settled(record.task_id, done))
+
+    def _settled(self, task_id: str, done: asyncio.Future[None]) -> None:
+        self._settling.discard(done)
+        if done.cancelled() or done.exception() is None:
+            return
+        logger.error("Could not finish task %s: %s; it will run again", task_id, done.exception())
+        self.taken.pop(task_id, None)  # its lease lapses: another delivery settles it
+        self.shipped.pop(task_id, None)
+        self._room.set()
+
     def _release(self, task_id: str) -> None:
         item = self.taken.pop(task_id, None)
         self.shipped.pop(task_id, None)
@@ -500,6 +525,9 @@ class RemoteQueue:
         record.error = "Task was cancelled before it ran"
         await self.executor.results.store(task_id, record)
         self.executor.events.publish("task.cancelled", record)
+        hook = self.executor.workflow_hook
+        if record.workflow_id is not None and hook is not None:
+            await hook.after_step(record)  # a workflow's step: the workflow ends
         return True
 
     # ------------------------------------------------------------------ stop
@@ -525,6 +553,8 @@ class RemoteQueue:
         executor._workers = []
         executor._in_body.clear()
         executor._cancel_requested.clear()
+        if self._settling:  # steps that ran: finish them rather than give them back
+            await asyncio.wait(self._settling)
         await self._give_back(list(self.taken))
         if self._keeper is not None:
             await asyncio.to_thread(self._keeper.stop)
@@ -562,7 +592,8 @@ class RemoteQueue:
 def _new_task(
     spec: TaskSpec, args: tuple, kwargs: dict, priority: int, options: SubmitOptions | None
 ) -> tuple[Task, TaskResult]:
-    task_id = new_task_id()
+    tag = None if options is None else options.next_tag()
+    task_id = new_task_id() if tag is None else tag.task_id
     max_retries, retry_delay, timeout, eta = spec.max_retries, spec.retry_delay, spec.timeout, None
     if options is not None:
         if options.max_retries is not None:
@@ -572,12 +603,16 @@ def _new_task(
         if options.timeout is not None:
             timeout = options.timeout
         eta = options.eta
+    limits = spec.limits if options is None else override_limits(spec.limits, options.limits)
     task = Task(
         task_id, spec.name, args, kwargs, max_retries, retry_delay, 0, priority,
-        spec.cpu_bound, timeout, eta,
+        spec.cpu_bound, timeout, eta, limits,
     )  # fmt: skip
     record = TaskResult(
         task_id, TaskStatus.PENDING, spec.name, None, None, utcnow(), None, None, 0,
         args, kwargs, priority,
     )  # fmt: skip
+    if tag is not None:  # a workflow's step
+        task.workflow_id = record.workflow_id = tag.workflow_id
+        task.workflow_step = record.workflow_step = tag.step
     return task, record

@@ -104,6 +104,10 @@ def _detail(task_id: str, record: TaskResult | None) -> dict[str, Any]:
         traceback=record.traceback,
         args=repr(record.args)[:_DETAIL_CHARS],
         kwargs=repr(record.kwargs)[:_DETAIL_CHARS],
+        progress_message=record.progress_message,
+        progress_done=record.progress_done,
+        progress_total=record.progress_total,
+        output=record.output,
     )
     return row
 
@@ -373,10 +377,12 @@ class TaskTable(anywidget.AnyWidget):
     "showing 200 of 30,000" when the rows are capped; rows with status colours, the
     call's arguments (a short repr), elapsed time (ticking while a task runs), attempt
     number and error; failed tasks in a section of their own at the top; a click on a
-    column header sorts by it (``sort_by``, ``sort_desc``); filters by status and task
-    name; a click on a row shows its arguments in full, result, error (the last failure
-    or retry reason), retries and traceback; pending and running rows have a cancel
-    button. Rows are kept in place between refreshes; the header stays in view.
+    column header sorts by it (``sort_by``, ``sort_desc``); a workflow column (shown when
+    a row is a workflow or one of its steps: the workflow's short id and the step) and
+    ``group_by_workflow`` (a checkbox) to show each workflow's rows together; filters by
+    status and task name; a click on a row shows its arguments in full, result, error
+    (the last failure or retry reason), retries and traceback; pending and running rows
+    have a cancel button. Rows are kept in place between refreshes; the header stays in view.
 
     The rows taken from the app are running tasks first, then failed ones (up to half of
     ``max_rows``), then the newest. In a kernel the output also carries a static HTML
@@ -423,6 +429,9 @@ class TaskTable(anywidget.AnyWidget):
         sync=True
     )
     sort_desc = t.Bool(True, help="Sort descending (newest, longest, last first).").tag(sync=True)
+    group_by_workflow = t.Bool(
+        False, help="Show each workflow's rows together: the workflow, then its steps."
+    ).tag(sync=True)
     clock = t.Float(0.0, help="The kernel's clock at the last refresh (POSIX seconds).").tag(
         sync=True
     )
@@ -443,7 +452,7 @@ class TaskTable(anywidget.AnyWidget):
         self._feed = _Feed(self, app, refresh_hz)
         self.on_msg(self._on_front_end_msg)
         self.observe(self._on_filter, names=["status_filter", "name_filter"])
-        self.observe(self._on_sort, names=["sort_by", "sort_desc"])
+        self.observe(self._on_sort, names=["sort_by", "sort_desc", "group_by_workflow"])
         _open_tables.add(self)
         self._open()
 
@@ -497,6 +506,7 @@ class TaskTable(anywidget.AnyWidget):
             descending=self.sort_desc,
             status_filter=self.status_filter,
             app_state=self.app_state,
+            by_workflow=self.group_by_workflow,
         )
 
     def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -37,6 +37,7 @@ __all__ = [
     "elapsed_seconds",
     "format_duration",
     "format_rows",
+    "group_by_workflow",
     "load_snapshot",
     "read_snapshot",
     "row_from_record",
@@ -60,6 +61,10 @@ ROW_FIELDS = (
     "error_type",
     "args",
     "attempt",
+    "progress",
+    "progress_message",
+    "workflow_id",
+    "workflow_step",
 )
 
 #: The columns the rows can be sorted by (the table's ``sort_by``): row keys, and
@@ -80,6 +85,7 @@ _TICKING = ("running", "retrying")  # their elapsed time grows until they finish
 _FINISHED_MEMORY = 4096  # finished ids remembered, so a late duplicate event counts once
 _ERROR_CHARS = 300
 _ARGS_CHARS = 80
+_MESSAGE_CHARS = 200
 
 _args_repr = reprlib.Repr()
 _args_repr.maxstring = _args_repr.maxother = 40
@@ -135,6 +141,7 @@ def row_from_record(
     get = record.get if isinstance(record, Mapping) else record.__getattribute__
     status = get("status")
     error = get("error")
+    message = get("progress_message")
     retries = get("retries") or 0
     if args is None:
         args = short_args(get("args"), get("kwargs"))
@@ -152,6 +159,10 @@ def row_from_record(
         "error_type": get("error_type"),
         "args": args,
         "attempt": retries + 1,
+        "progress": get("progress"),
+        "progress_message": message[:_MESSAGE_CHARS] if isinstance(message, str) else None,
+        "workflow_id": get("workflow_id"),
+        "workflow_step": get("workflow_step"),
     }
 
 
@@ -380,6 +391,40 @@ def sort_rows(
     return [row for _, row in present] + [row for value, row in keyed if value is None]
 
 
+def _step_order(step: str | None) -> tuple[int, ...]:
+    """``"1.10"`` after ``"1.9"``: a step's place as numbers."""
+    try:
+        return tuple(int(part) for part in (step or "").split(".") if part)
+    except ValueError:
+        return ()
+
+
+def group_by_workflow(rows: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """``rows`` (in the table's order) with each workflow's rows together, where its
+    first row was: the workflow's own row, then its steps in the order written. Rows of
+    no workflow keep their places (``widgets/task_table.js`` does the same)."""
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(row.get("workflow_id") or row["task_id"], []).append(row)
+    ordered: list[Mapping[str, Any]] = []
+    for key, members in groups.items():
+        if len(members) > 1:
+            members.sort(key=lambda r: (r["task_id"] != key, _step_order(r.get("workflow_step"))))
+        ordered += members
+    return ordered
+
+
+def workflow_label(row: Mapping[str, Any]) -> str:
+    """A row's workflow cell: ``"3f2c9a01 1.2"`` for a step, ``"3f2c9a01"`` for the
+    workflow's own row, ``""`` for a task of no workflow."""
+    workflow = row.get("workflow_id")
+    if not workflow:
+        return ""
+    if row.get("task_id") == workflow:
+        return workflow[:8]
+    return f"{workflow[:8]} {row.get('workflow_step') or ''}".rstrip()
+
+
 _HEX_COLORS = {  # as widgets/task_table.css: 4.5:1 or more on white
     "gray": "#4b5563",
     "blue": "#1d4ed8",
@@ -388,7 +433,9 @@ _HEX_COLORS = {  # as widgets/task_table.css: 4.5:1 or more on white
     "red": "#b91c1c",
     "purple": "#6d28d9",
 }
-_HTML_COLUMNS = ("status", "task", "id", "args", "submitted", "elapsed", "attempt", "error")
+_HTML_COLUMNS = (
+    "status", "task", "id", "workflow", "args", "submitted", "elapsed", "attempt", "error",
+)  # fmt: skip
 
 
 def _local_time(value: Any) -> str:
@@ -404,10 +451,13 @@ def _html_row(row: Mapping[str, Any], now: datetime) -> str:
     if error and row.get("error_type"):
         error = f"{row['error_type']}: {error}"
     task_id = str(row.get("task_id") or "")
+    done = row.get("progress")
+    shown = f"{status} {done:.0%}" if status == "running" and done is not None else status
     cells = [
-        f'<td><b style="color:{color}">{esc(status)}</b></td>',
+        f'<td><b style="color:{color}">{esc(shown)}</b></td>',
         f"<td>{esc(str(row.get('task_name') or '-'))}</td>",
         f'<td title="{esc(task_id)}"><code>{esc(task_id[:8])}</code></td>',
+        f"<td><code>{esc(workflow_label(row))}</code></td>",
         f"<td><code>{esc(str(row.get('args') or ''))}</code></td>",
         f"<td>{esc(_local_time(row.get('submitted_at')))}</td>",
         f'<td style="text-align:right">{esc(format_duration(elapsed_seconds(row, now)))}</td>',
@@ -452,20 +502,25 @@ def snapshot_html(
     status_filter: str = "",
     app_state: str = "",
     now: datetime | None = None,
+    by_workflow: bool = False,
 ) -> str:
     """The table as static HTML, for a saved notebook (GitHub, nbviewer, a closed kernel):
     the counts, then the rows in the widget's order (failed tasks in a section of their
     own first, each section sorted by ``sort_by``). Every value is HTML-escaped.
 
     ``matching`` is how many tasks pass the filters (None: unknown), so a capped table
-    says "showing 200 of 30,000".
+    says "showing 200 of 30,000". ``by_workflow`` shows each workflow's rows together
+    (:func:`group_by_workflow`), without the failed section.
     """
     now = now or utcnow()
     rows = list(rows)
     ordered = sort_rows(rows, sort_by, descending, now)
+    if by_workflow:
+        ordered = group_by_workflow(ordered)
     failed = [r for r in ordered if r.get("status") == "failed"]
     body: list[str] = []
-    if failed and status_filter != "failed" and len(failed) < len(ordered):
+    pin = not by_workflow and status_filter != "failed"
+    if failed and pin and len(failed) < len(ordered):
         body.append(_section(f"failed ({len(failed)})"))
         body += [_html_row(r, now) for r in failed]
         body.append(_section("other tasks"))

@@ -92,11 +92,14 @@ def record_row(record: TaskResult) -> dict[str, Any]:
         "error_type": record.error_type,
         "args": f"({call})",
         "args_repr": call,
+        "progress": record.progress,
+        "progress_message": record.progress_message,
     }
 
 
 def record_detail(record: TaskResult) -> dict[str, Any]:
-    """Everything about one task: the row plus arguments, result, error and traceback."""
+    """Everything about one task: the row plus arguments, result, error, traceback,
+    progress and output."""
     return {
         **record_row(record),
         "error": record.error,
@@ -105,6 +108,9 @@ def record_detail(record: TaskResult) -> dict[str, Any]:
         "result": jsonable(record.result),
         "result_repr": _REPR.repr(record.result) if record.result is not None else None,
         "traceback": record.traceback,
+        "progress_done": jsonable(record.progress_done),
+        "progress_total": jsonable(record.progress_total),
+        "output": record.output,
     }
 
 
