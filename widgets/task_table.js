@@ -17,6 +17,7 @@ const COLUMNS = [
   { key: "status", label: "status" },
   { key: "task_name", label: "task" },
   { key: "task_id", label: "id" },
+  { key: "workflow", label: "workflow", sortable: false }, // hidden while no row has one
   { key: "args", label: "args" },
   { key: "submitted_at", label: "submitted" },
   { key: "elapsed", label: "elapsed", num: true },
@@ -116,12 +117,85 @@ function sortRows(rows, column, descending, statuses, nowMs) {
   return present.map((p) => p[1]).concat(missing.map((p) => p[1]));
 }
 
+// A step's place as numbers: "1.10" after "1.9".
+function stepOrder(step) {
+  return String(step || "").split(".").filter(Boolean).map(Number);
+}
+
+function compareSteps(a, b) {
+  const x = stepOrder(a);
+  const y = stepOrder(b);
+  for (let i = 0; i < Math.min(x.length, y.length); i++) if (x[i] !== y[i]) return x[i] - y[i];
+  return x.length - y.length;
+}
+
+// The same order as flowrra.notebook.table_state.group_by_workflow: each workflow's rows
+// together where its first row was, the workflow's own row first, then its steps in order.
+function groupByWorkflow(rows) {
+  const groups = new Map();
+  for (const r of rows) {
+    const key = r.workflow_id || r.task_id;
+    if (!groups.has(key)) groups.set(key, []);
+    groups.get(key).push(r);
+  }
+  const ordered = [];
+  for (const [key, members] of groups) {
+    if (members.length > 1) {
+      members.sort((a, b) => {
+        const own = (b.task_id === key) - (a.task_id === key); // the workflow's own row first
+        return own || compareSteps(a.workflow_step, b.workflow_step);
+      });
+    }
+    ordered.push(...members);
+  }
+  return ordered;
+}
+
+function workflowLabel(r) {
+  if (!r.workflow_id) return "";
+  if (r.task_id === r.workflow_id) return r.workflow_id.slice(0, 8);
+  return `${r.workflow_id.slice(0, 8)} ${r.workflow_step || ""}`.trim();
+}
+
 function color(colors, status) {
   return colors[status] || "gray";
 }
 
 function badge(status, colors) {
   return h("span", { class: `flowrra-tt-badge flowrra-c-${color(colors, status)}`, text: status });
+}
+
+// A running task's progress (flowrra.progress): a small bar under its status badge.
+function rowProgress(r) {
+  const known = r.progress !== null && r.progress !== undefined;
+  if (r.status !== "running" || (!known && !r.progress_message)) return null;
+  const percent = known ? Math.round(Math.min(Math.max(r.progress, 0), 1) * 100) : null;
+  const title = [known ? `${percent}%` : null, r.progress_message].filter(Boolean).join(": ");
+  const fill = h("span", { class: "flowrra-tt-rowbar-fill", style: `width: ${known ? percent : 100}%` });
+  return h(
+    "span",
+    {
+      class: `flowrra-tt-rowbar${known ? "" : " flowrra-tt-rowbar-unknown"}`,
+      role: "progressbar",
+      "aria-valuemin": 0,
+      "aria-valuemax": 100,
+      "aria-valuenow": known ? percent : null,
+      "aria-valuetext": title,
+      title,
+    },
+    [fill],
+  );
+}
+
+function progressText(d) {
+  const parts = [];
+  if (d.progress !== null && d.progress !== undefined) parts.push(`${Math.round(d.progress * 100)}%`);
+  if (d.progress_done !== null && d.progress_done !== undefined) {
+    const total = d.progress_total === null || d.progress_total === undefined ? "" : ` of ${d.progress_total}`;
+    parts.push(`(${d.progress_done}${total})`);
+  }
+  if (d.progress_message) parts.push(d.progress_message);
+  return parts.length ? parts.join(" ") : null;
 }
 
 function field(label, value, pre = false) {
@@ -247,12 +321,28 @@ function render({ model, el }) {
     const statuses = model.get("statuses") || [];
     const names = model.get("task_names") || [];
     const mode = model.get("mode");
-    const next = JSON.stringify([statuses, names, model.get("status_filter"), model.get("name_filter"), mode]);
+    const grouped = Boolean(model.get("group_by_workflow"));
+    const workflows = (model.get("rows") || []).some((r) => r.workflow_id);
+    const next = JSON.stringify([
+      statuses, names, model.get("status_filter"), model.get("name_filter"), mode, grouped, workflows,
+    ]);
     if (next === filterKey) return;
     filterKey = next;
+    const byWorkflow = h("input", {
+      type: "checkbox",
+      class: "flowrra-tt-group",
+      checked: grouped,
+      onchange: (event) => setFilter("group_by_workflow", event.target.checked),
+    });
     filters.replaceChildren(
       select("status_filter", "statuses", statuses),
       select("name_filter", "tasks", names),
+      workflows || grouped
+        ? h("label", { class: "flowrra-tt-group-label", title: "show each workflow's rows together" }, [
+            byWorkflow,
+            " group by workflow",
+          ])
+        : "",
       mode === "snapshots" ? h("span", { class: "flowrra-tt-mode", text: "busy: showing snapshots" }) : "",
     );
   }
@@ -260,6 +350,9 @@ function render({ model, el }) {
   // ---------------------------------------------------------------- the table
   const sortButtons = new Map();
   const headCells = COLUMNS.map((column) => {
+    if (column.sortable === false) {
+      return h("th", { class: `flowrra-tt-col-${column.key}` }, [h("span", { text: column.label })]);
+    }
     const button = h("button", {
       class: "flowrra-tt-sort",
       "data-column": column.key,
@@ -306,6 +399,7 @@ function render({ model, el }) {
     const descending = model.get("sort_desc");
     for (const c of COLUMNS) {
       const button = sortButtons.get(c.key);
+      if (!button) continue; // a column that does not sort
       const active = c.key === column;
       button.textContent = active ? `${c.label} ${descending ? "\u25bc" : "\u25b2"}` : c.label;
       button.parentElement.setAttribute("aria-sort", active ? (descending ? "descending" : "ascending") : "none");
@@ -341,6 +435,7 @@ function render({ model, el }) {
   function fillRow(entry, r, selected, colors) {
     const signature = JSON.stringify([
       r.status, r.task_name, r.args, r.submitted_at, r.started_at, r.duration, attempt(r), r.error, r.error_type, selected,
+      r.progress, r.progress_message, r.workflow_id, r.workflow_step,
     ]);
     if (signature === entry.signature) return;
     entry.signature = signature;
@@ -349,10 +444,12 @@ function render({ model, el }) {
     tr.dataset.status = r.status;
     tr.classList.toggle("flowrra-tt-selected", selected);
     tr.setAttribute("aria-selected", String(selected));
-    cells.status.replaceChildren(badge(r.status, colors));
+    cells.status.replaceChildren(...[badge(r.status, colors), rowProgress(r)].filter(Boolean));
     cells.task_name.textContent = r.task_name || "-";
     cells.task_id.textContent = id.slice(0, 8);
     cells.task_id.title = id;
+    cells.workflow.textContent = workflowLabel(r);
+    cells.workflow.title = r.workflow_id ? `workflow ${r.workflow_id}` : "";
     clips.args.textContent = r.args || "";
     cells.args.title = r.args ? `${r.args} (click the row for all of it)` : "";
     cells.submitted_at.textContent = formatTime(r.submitted_at);
@@ -403,7 +500,11 @@ function render({ model, el }) {
     const statuses = model.get("statuses") || [];
     const rows = model.get("rows") || [];
     const selected = (model.get("detail") || {}).task_id;
-    const ordered = sortRows(rows, model.get("sort_by") || "submitted_at", model.get("sort_desc"), statuses, now());
+    const workflows = rows.some((r) => r.workflow_id);
+    tableEl.classList.toggle("flowrra-tt-no-workflows", !workflows);
+    const grouped = workflows && Boolean(model.get("group_by_workflow"));
+    const sorted = sortRows(rows, model.get("sort_by") || "submitted_at", model.get("sort_desc"), statuses, now());
+    const ordered = grouped ? groupByWorkflow(sorted) : sorted;
     const seen = new Set();
     const entryOf = (r) => {
       let entry = rowNodes.get(r.task_id);
@@ -416,7 +517,7 @@ function render({ model, el }) {
       return entry;
     };
     const failed = ordered.filter((r) => r.status === "failed");
-    const pin = failed.length > 0 && failed.length < ordered.length;
+    const pin = !grouped && failed.length > 0 && failed.length < ordered.length;
     const nodes = [];
     if (pin) {
       failedHeader.querySelector("button").textContent = `${saved.collapsed ? "\u25b8" : "\u25be"} failed (${failed.length})`;
@@ -492,6 +593,8 @@ function render({ model, el }) {
       field("result", d.result, true),
       field(failedNow ? "error" : "last error", d.error ? `${d.error_type || "Error"}: ${d.error}` : null, true),
       field("traceback", d.traceback, true),
+      field("progress", progressText(d)),
+      field("output", d.output, true),
     ];
     panel.replaceChildren(...fields.filter(Boolean));
   }
@@ -523,7 +626,7 @@ function render({ model, el }) {
   const TRAITS = {
     counts: ["header", "progress"],
     total: ["progress"],
-    rows: ["header", "body"],
+    rows: ["header", "filters", "body"],
     matching: ["header"],
     app_state: ["header"],
     status_filter: ["header", "filters"],
@@ -532,6 +635,7 @@ function render({ model, el }) {
     mode: ["filters"],
     sort_by: ["sort", "body"],
     sort_desc: ["sort", "body"],
+    group_by_workflow: ["filters", "body"],
     detail: ["body", "detail"],
   };
 
