@@ -356,3 +356,21 @@ def test_the_command_serves_the_dashboard_on_uvicorn(tmp_path: Path) -> None:
         server.terminate()  # uvicorn shuts down cleanly, then re-raises SIGTERM
         assert server.wait(30) in (0, -signal.SIGTERM)
         assert server.stderr is not None and "Traceback" not in server.stderr.read()
+
+
+def test_rows_say_which_workflow_and_step_a_task_belongs_to(client: TestClient) -> None:
+    from flowrra import call, chain
+
+    app = app_of(client)
+
+    async def run() -> str:
+        handle = await app.run(chain(call(add, 1, 2), call(add, 10)))
+        await handle.result()
+        return handle.id
+
+    workflow_id = client.portal.call(run)
+    rows = client.get("/api/records", params={"name": "add"}).json()["rows"]
+    assert {(r["workflow_id"], r["workflow_step"]) for r in rows} == {
+        (workflow_id, "0"),
+        (workflow_id, "1"),
+    }

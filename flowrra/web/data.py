@@ -94,6 +94,8 @@ def record_row(record: TaskResult) -> dict[str, Any]:
         "args_repr": call,
         "progress": record.progress,
         "progress_message": record.progress_message,
+        "workflow_id": record.workflow_id,
+        "workflow_step": record.workflow_step,
     }
 
 
