@@ -189,6 +189,9 @@ class Flowrra:
             "flowrra worker, then submit the task again."
         )
         await self._backend.store(task_id, record)
+        hook = self._io_executor.workflow_hook
+        if record.workflow_id is not None and hook is not None:
+            await hook.after_step(record)  # a workflow's step: the workflow ends FAILED
 
     def _on_remote_record(self, record: TaskResult) -> None:
         kind = _EVENT_FOR_STATUS[record.status]

@@ -513,3 +513,27 @@ async def test_of_two_stores_marking_a_group_at_once_one_sees_it_complete(prefix
     assert complete == [FIRST]  # exactly one of the marks completed the group
     assert sorted(count for _, count in marks) == list(range(1, 101))
     assert again == (AGAIN, 100) and values == list(range(100))  # the first value stays
+
+
+async def test_a_step_whose_payload_vanished_ends_its_workflow_failed(prefix: str) -> None:
+    """A step failed without running (its payload removed from Redis) is a step's end
+    too: the workflow ends FAILED naming it, instead of staying RUNNING for ever."""
+    import redis.asyncio as aioredis
+
+    submitter = workflow_app.make_app(prefix, REDIS_URL, SECRET)
+    await submitter.start(workers=False)
+    worker = workflow_app.make_app(prefix, REDIS_URL, SECRET)
+    try:
+        handle = await submitter.run(chain(call(workflow_app.add, 1), workflow_app.add))
+        first = handle.steps["0"]
+        raw = aioredis.from_url(REDIS_URL)
+        queue = submitter.io_executor.broker.keys["payloads"]  # type: ignore[union-attr]
+        assert await raw.hdel(queue, first) == 1  # removed by something other than flowrra
+        await raw.aclose()
+        await worker.start()
+        record = await submitter.wait_for_result(handle.id, timeout=30)
+    finally:
+        await worker.stop()
+        await submitter.stop()
+    assert record.status is TaskStatus.FAILED
+    assert "0" in (record.error or "") and "missing" in (record.error or "")

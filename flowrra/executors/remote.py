@@ -450,6 +450,9 @@ class RemoteQueue:
             )
             record.error_type = "BrokerError"
             await self.executor.results.store(task_id, record)
+            hook = self.executor.workflow_hook
+            if record.workflow_id is not None and hook is not None:
+                await hook.after_step(record)  # a workflow's step: the workflow ends FAILED
         except Exception as exc:
             logger.error("Could not fail task %s whose payload is missing: %s", task_id, exc)
 
