@@ -160,7 +160,9 @@ def test_flushes_are_coalesced_one_message_each(app: Flowrra) -> None:
     eventually(lambda: table.counts["success"] == 100)
     elapsed = time.monotonic() - started
     messages = sent()[before:]
-    assert len(messages) == table.flushes - flushes_before  # one message per flush
+    # at most one message per flush (a flush counts itself before its message goes out,
+    # and a flush that changes nothing sends none)
+    assert 0 < len(messages) <= table.flushes - flushes_before
     assert len(messages) <= 4 * elapsed + 2
     assert all({"counts", "rows"} <= set(m["state"]) for m in messages)  # hold_sync
     table.close()
