@@ -67,13 +67,19 @@ def _log_level(text: str) -> str:
     return word.upper()
 
 
-def _positive_seconds(text: str) -> float:
-    """``--lease``: a finite number of seconds greater than 0."""
+def _seconds(text: str) -> float:
+    """``text`` as a finite number of seconds, else NaN (which every check refuses)."""
     try:
         value = float(text)
     except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
+        return math.nan
+    return value if math.isfinite(value) else math.nan
+
+
+def _positive_seconds(text: str) -> float:
+    """``--lease``: a finite number of seconds greater than 0."""
+    value = _seconds(text)
+    if not value > 0:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a positive number of seconds; use e.g. 30 or 2.5"
         )
@@ -82,11 +88,8 @@ def _positive_seconds(text: str) -> float:
 
 def _non_negative_seconds(text: str) -> float:
     """``--drain-timeout``: a finite number of seconds, 0 or more."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value >= 0):
+    value = _seconds(text)
+    if not value >= 0:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a number of seconds (0 or more); use e.g. 30"
         )
