@@ -20,6 +20,7 @@ __all__ = [
     "DEFAULT_RETRY_BUDGET",
     "LUA_ROWS",
     "Batcher",
+    "ScriptLine",
     "connect",
     "database_of",
     "pack_batch",
@@ -288,6 +289,80 @@ async def subscribe(
             await client.aclose()
 
 
+class ScriptLine:
+    """One Lua script called over a connection of its own, for a caller that makes one
+    call at a time (a :class:`Batcher`'s flushes).
+
+    redis-py's command path (pool checkout and return, retry wrapper, metrics hooks)
+    costs more CPU than the round trip itself: measured on the one-submit loop, going
+    through it took 690 us of CPU per task and this line 445 us. The connection comes
+    from the client's pool, so it counts toward ``max_connections``; it is taken on the
+    first call and kept. Calls are serialized by a lock. A connection found dead is
+    dropped and the call made once more at once on a new one (as the pooled path does);
+    other connection errors are raised for :func:`retrying` to ride out. Replies are
+    what ``EVALSHA`` returns, undecoded.
+    """
+
+    def __init__(self, client: Any, source: str) -> None:
+        """``client`` from :func:`connect`; ``source`` the script's Lua text."""
+        self._client = client
+        self._script = client.register_script(source)  # computes the sha
+        self._connection: Any = None
+        self._lock: asyncio.Lock | None = None
+
+    async def __call__(self, args: list[Any]) -> Any:
+        """Run the script with ``args`` (no keys) and return its reply."""
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            try:
+                return await self._call(args)
+            except transient_errors():
+                await self._drop()
+            return await self._call(args)
+
+    async def _call(self, args: list[Any]) -> Any:
+        from redis.exceptions import NoScriptError, ResponseError
+
+        connection = self._connection
+        if connection is None:
+            connection = await self._client.connection_pool.get_connection()
+            self._connection = connection
+        try:
+            try:
+                return await self._run(connection, args)
+            except NoScriptError:  # a restarted or flushed server: load it on this one
+                await connection.send_packed_command(
+                    connection.pack_command("SCRIPT", "LOAD", self._script.script)
+                )
+                self._script.sha = (await connection.read_response()).decode()
+                return await self._run(connection, args)
+        except ResponseError:
+            raise  # the reply was read: the connection is in step
+        except BaseException:
+            await self._drop()  # a reply may be pending (cancelled, timed out, lost)
+            raise
+
+    async def _run(self, connection: Any, args: list[Any]) -> Any:
+        await connection.send_packed_command(
+            connection.pack_command("EVALSHA", self._script.sha, 0, *args)
+        )
+        return await connection.read_response()
+
+    async def _drop(self) -> None:
+        await self.close(disconnect=True)
+
+    async def close(self, disconnect: bool = False) -> None:
+        """Give the connection back to the pool (closed first if ``disconnect``)."""
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            if disconnect:
+                with contextlib.suppress(Exception):
+                    await connection.disconnect()
+            with contextlib.suppress(Exception):
+                await self._client.connection_pool.release(connection)
+
+
 class Batcher:
     """Groups concurrent calls into one round trip, in order.
 
@@ -359,6 +434,11 @@ class Batcher:
                 for future in futures:
                     if not future.done():
                         future.set_result(outcome)
+                # let the callers this flush woke add to the next one before it is taken:
+                # a task's next submit then goes out at once, and the write of the task
+                # this process runs meanwhile rides with the submit after it (measured on
+                # the one-submit loop: 1,591 -> 1,740 tasks/s, one call per task either way)
+                await asyncio.sleep(0)
         finally:
             self._runner = None
 

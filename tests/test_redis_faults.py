@@ -150,3 +150,58 @@ async def test_a_wait_timeout_holds_while_redis_is_paused(server: RedisServer) -
     assert time.monotonic() - started < 1.1
     pause.wait()
     await app.stop()
+
+
+async def test_writes_survive_a_script_flush_and_killed_connections(server: RedisServer) -> None:
+    """The write script runs over a connection of its own (flowrra.redis_client.ScriptLine):
+    a server that forgot the script (SCRIPT FLUSH, a restart without it) or a connection
+    killed under it costs the next submit nothing but a reload or a reconnect."""
+    import redis.asyncio as aioredis
+
+    app = fault_app(server)
+    admin = aioredis.from_url(f"redis://127.0.0.1:{server.port}/0")
+    await app.start()
+    try:
+        first = await app.wait_for_result(await app.submit("nap", 1, 0.0), timeout=10)
+        await admin.script_flush()
+        second = await app.wait_for_result(await app.submit("nap", 2, 0.0), timeout=10)
+        killed = await admin.client_kill_filter(_type="normal", skipme=True)
+        started = time.monotonic()
+        third = await app.wait_for_result(await app.submit("nap", 3, 0.0), timeout=10)
+        took = time.monotonic() - started
+    finally:
+        await app.stop()
+        await admin.aclose()
+    assert (first.result, second.result, third.result) == (1, 2, 3)
+    assert killed >= 1
+    assert took < 1.0  # reconnected at once, not after the retry backoff's first sleep
+
+
+async def test_the_write_line_counts_toward_max_connections(server: RedisServer) -> None:
+    """The backend's write line is a connection of its pool: with max_connections=2, 500
+    concurrent submits and waits still use at most two connections, and all succeed."""
+    import redis.asyncio as aioredis
+
+    url = server.url()
+    app = Flowrra(
+        Config(
+            broker=BrokerConfig(url, queue_key="bounded:queue", max_connections=2),
+            backend=BackendConfig(f"{url}?key_prefix=bounded", max_connections=2),
+            secret_key=SECRET,
+        )
+    )
+    app.task(max_retries=0)(redis_app.nap)
+    admin = aioredis.from_url(f"redis://127.0.0.1:{server.port}/0")
+    await app.start(workers=False)
+    try:
+        ids = await asyncio.gather(*(app.submit("nap", i, 0.0) for i in range(500)))
+        reads = await asyncio.gather(*(app.get_result(i) for i in ids))
+        clients = await admin.client_list()
+    finally:
+        await app.stop()
+        await admin.aclose()
+    assert [r.status for r in reads] == [TaskStatus.PENDING] * 500
+    # besides this admin connection: each of broker and backend holds at most 2 normal
+    # connections (pub/sub listeners have their own, as before)
+    normal = [c for c in clients if c.get("flags") != "P" and "client-list" not in c.get("cmd", "")]
+    assert len(normal) <= 4, normal

@@ -46,6 +46,7 @@ from flowrra.redis_client import (
     DEFAULT_RETRY_BUDGET,
     LUA_ROWS,
     Batcher,
+    ScriptLine,
     connect,
     database_of,
     redacted,
@@ -269,6 +270,7 @@ class RedisBackend(BaseResultBackend):
         }
         self._client: Any = None
         self._scripts: dict[str, Any] = {}
+        self._write_line: ScriptLine | None = None  # the write script's own connection
         self._queue_db: str | None = None  # the linked broker's database ('' = this one)
         self._writes = Batcher(self._write, limit=4000)
         self._waiters: Waiters = {}
@@ -291,11 +293,14 @@ class RedisBackend(BaseResultBackend):
         """The shared asyncio client (made on first use)."""
         if self._client is None:
             self._client = connect(self.url, **self._options)
-            self._scripts = {
-                "write": self._client.register_script(_WRITE),
-                "prune": self._client.register_script(_PRUNE_SCRIPT),
-            }
+            self._scripts = {"prune": self._client.register_script(_PRUNE_SCRIPT)}
+            self._write_line = ScriptLine(self._client, _WRITE)
         return self._client
+
+    def _line(self) -> ScriptLine:
+        _ = self.client  # makes the line with the client
+        assert self._write_line is not None
+        return self._write_line
 
     def _key(self, task_id: str) -> str:
         return f"{self.prefix}:result:{task_id}"
@@ -517,7 +522,8 @@ class RedisBackend(BaseResultBackend):
         args = [self.prefix, self.channel, self.origin, self._queue_db or "", home, meta, blobs]
         args += [prune, 1 if subscribed else 0]
         generation = self._generation
-        claimed = await self.call("store", lambda: self._scripts["write"](keys=[], args=args))
+        line = self._write_line or self._line()
+        claimed = await self.call("store", lambda: line(args))
         self._written_here(records, record_blobs, subscribed and generation == self._generation)
         return claimed
 
@@ -842,6 +848,9 @@ class RedisBackend(BaseResultBackend):
                 with contextlib.suppress(BaseException):
                     await job
         self._listener = self._janitor = None
+        if self._write_line is not None:
+            await self._write_line.close()
+            self._write_line = None
         if self._client is not None:
             await self._client.aclose()
             self._client = None

@@ -49,6 +49,7 @@ from flowrra.exceptions import BrokerError, SignatureError
 from flowrra.redis_client import (
     DEFAULT_RETRY_BUDGET,
     LUA_ROWS,
+    ScriptLine,
     connect,
     pack_batch,
     redacted,
@@ -365,6 +366,7 @@ class RedisBroker(BaseBroker):
         self._client: Any = None
         self._sync_client: Any = None
         self._scripts: dict[str, Any] = {}
+        self._take_line: ScriptLine | None = None  # take's own connection (one feeder)
         q = queue_key
         self.keys = {"queue": q, **{s[1:]: q + s for s in _KEY_TYPES if s}}
         self.channel = f"{q}:wakeup"
@@ -383,6 +385,7 @@ class RedisBroker(BaseBroker):
             self._client = connect(self.url, **self._options)
             for name, source in _SCRIPTS.items():
                 self._scripts[name] = self._client.register_script(source)
+            self._take_line = ScriptLine(self._client, _SCRIPTS["take"])
         return self._client
 
     async def ping(self) -> None:
@@ -492,7 +495,12 @@ class RedisBroker(BaseBroker):
         on ends the next :meth:`wait` at once."""
         self._woken.clear()
         args = [self.queue_key, self.lease, count, self.max_deliveries, DEAD_LETTER_CAP]
-        out, missing, bad, next_delayed, next_lease, now = await self._run("take", args)
+        _ = self.client  # makes the take line with it
+        line = self._take_line
+        assert line is not None
+        out, missing, bad, next_delayed, next_lease, now = await self.call(
+            "take", lambda: line(args)
+        )
         for member in bad:
             logger.error("Dead-lettered a malformed entry of %s", member.decode(errors="replace"))
         result = Taken()
@@ -751,6 +759,9 @@ class RedisBroker(BaseBroker):
             listener.cancel()
             with contextlib.suppress(BaseException):
                 await listener
+        if self._take_line is not None:
+            await self._take_line.close()
+            self._take_line = None
         if self._client is not None:
             await self._client.aclose()
         self._client = None
