@@ -152,12 +152,19 @@ async def test_a_wait_timeout_holds_while_redis_is_paused(server: RedisServer) -
     await app.stop()
 
 
-async def test_writes_survive_a_script_flush_and_killed_connections(server: RedisServer) -> None:
+@pytest.mark.parametrize("own_reader", [True, False], ids=["hiredis-line", "redis-py-methods"])
+async def test_writes_survive_a_script_flush_and_killed_connections(
+    server: RedisServer, own_reader: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The write script runs over a connection of its own (flowrra.redis_client.ScriptLine):
     a server that forgot the script (SCRIPT FLUSH, a restart without it) or a connection
-    killed under it costs the next submit nothing but a reload or a reconnect."""
+    killed under it costs the next submit nothing but a reload or a reconnect. Both ways
+    the line can read its socket are run."""
     import redis.asyncio as aioredis
 
+    from flowrra.redis_client import ScriptLine
+
+    monkeypatch.setattr(ScriptLine, "own_reader", own_reader)
     app = fault_app(server)
     admin = aioredis.from_url(f"redis://127.0.0.1:{server.port}/0")
     await app.start()
@@ -205,3 +212,39 @@ async def test_the_write_line_counts_toward_max_connections(server: RedisServer)
     # connections (pub/sub listeners have their own, as before)
     normal = [c for c in clients if c.get("flags") != "P" and "client-list" not in c.get("cmd", "")]
     assert len(normal) <= 4, normal
+
+
+@pytest.mark.parametrize("own_reader", [True, False], ids=["hiredis-line", "redis-py-methods"])
+async def test_a_submit_outlasts_a_pause_longer_than_the_socket_timeout(
+    server: RedisServer, own_reader: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write whose reply is overdue (socket_timeout 0.3 s, server frozen 1.5 s) is
+    dropped and made again within the retry budget: the submit returns once the server
+    is back, and its task runs once."""
+    from flowrra.redis_client import ScriptLine
+
+    monkeypatch.setattr(ScriptLine, "own_reader", own_reader)
+    url = server.url()
+    app = Flowrra(
+        Config(
+            broker=BrokerConfig(url, queue_key="paused:queue", socket_timeout=0.3),
+            backend=BackendConfig(f"{url}?key_prefix=paused", socket_timeout=0.3),
+            secret_key=SECRET,
+        )
+    )
+    app.task(max_retries=0)(redis_app.nap)
+    await app.start()
+    try:
+        await app.wait_for_result(await app.submit("nap", 0, 0.0), timeout=10)
+        pause = server.pause(1.5)
+        deadline = time.monotonic() + 5
+        while not frozen(server):
+            assert time.monotonic() < deadline
+        task_id = await app.submit("nap", 9, 0.0)
+        record = await app.wait_for_result(task_id, timeout=30)
+        pause.wait()
+        listed = [r.task_id for r in await app.list_results()]
+    finally:
+        await app.stop()
+    assert record.result == 9 and record.status is TaskStatus.SUCCESS
+    assert listed.count(task_id) == 1
