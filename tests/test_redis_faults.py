@@ -74,12 +74,18 @@ async def test_a_restart_mid_run_loses_no_task(server: RedisServer) -> None:
     assert {r.status for r in records} == {TaskStatus.SUCCESS}
 
 
-def fault_app(server: RedisServer, budget: float = 10.0) -> Flowrra:
+def fault_app(
+    server: RedisServer, budget: float = 10.0, prefix: str = "faults", **connection: float
+) -> Flowrra:
+    """An app on ``server`` with ``nap``; ``connection``: max_connections, socket_timeout
+    for both broker and backend."""
     url = server.url()
     app = Flowrra(
         Config(
-            broker=BrokerConfig(url, queue_key="faults:queue", retry_budget=budget),
-            backend=BackendConfig(f"{url}?key_prefix=faults", retry_budget=budget),
+            broker=BrokerConfig(
+                url, queue_key=f"{prefix}:queue", retry_budget=budget, **connection
+            ),
+            backend=BackendConfig(f"{url}?key_prefix={prefix}", retry_budget=budget, **connection),
             secret_key=SECRET,
         )
     )
@@ -189,15 +195,7 @@ async def test_the_write_line_counts_toward_max_connections(server: RedisServer)
     concurrent submits and waits still use at most two connections, and all succeed."""
     import redis.asyncio as aioredis
 
-    url = server.url()
-    app = Flowrra(
-        Config(
-            broker=BrokerConfig(url, queue_key="bounded:queue", max_connections=2),
-            backend=BackendConfig(f"{url}?key_prefix=bounded", max_connections=2),
-            secret_key=SECRET,
-        )
-    )
-    app.task(max_retries=0)(redis_app.nap)
+    app = fault_app(server, prefix="bounded", max_connections=2)
     admin = aioredis.from_url(f"redis://127.0.0.1:{server.port}/0")
     await app.start(workers=False)
     try:
@@ -224,15 +222,7 @@ async def test_a_submit_outlasts_a_pause_longer_than_the_socket_timeout(
     from flowrra.redis_client import ScriptLine
 
     monkeypatch.setattr(ScriptLine, "own_reader", own_reader)
-    url = server.url()
-    app = Flowrra(
-        Config(
-            broker=BrokerConfig(url, queue_key="paused:queue", socket_timeout=0.3),
-            backend=BackendConfig(f"{url}?key_prefix=paused", socket_timeout=0.3),
-            secret_key=SECRET,
-        )
-    )
-    app.task(max_retries=0)(redis_app.nap)
+    app = fault_app(server, prefix="paused", socket_timeout=0.3)
     await app.start()
     try:
         await app.wait_for_result(await app.submit("nap", 0, 0.0), timeout=10)
