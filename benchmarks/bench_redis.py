@@ -248,9 +248,10 @@ class PrivateRedis:
 
 
 class RequestCounter:
-    """Counts requests redis-py writes in this process (a pipeline is one) while ``on``:
-    each is one round trip. Patches ``send_packed_command`` of the asyncio and the
-    synchronous connection classes (flowrra may use either)."""
+    """Counts requests written in this process (a pipeline is one) while ``on``: each
+    is one round trip. Patches ``send_packed_command`` of redis-py's asyncio and
+    synchronous connection classes (flowrra may use either) and the request of
+    flowrra's script lines, which write to their socket themselves."""
 
     def __init__(self) -> None:
         self.on = False
@@ -272,6 +273,18 @@ class RequestCounter:
 
         async_conn.AbstractConnection.send_packed_command = async_send
         sync_conn.AbstractConnection.send_packed_command = sync_send
+
+        # flowrra's script lines write to the socket themselves when they read it with
+        # hiredis (flowrra.redis_client.ScriptLine): each of their requests counts too
+        from flowrra.redis_client import ScriptLine
+
+        line_orig = ScriptLine._run
+
+        async def line_run(self, connection, *parts):
+            counter.count += counter.on and self._replies is not None
+            return await line_orig(self, connection, *parts)
+
+        ScriptLine._run = line_run
 
     def start(self) -> None:
         self.count, self.on = 0, True
