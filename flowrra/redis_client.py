@@ -24,6 +24,7 @@ __all__ = [
     "ScriptLine",
     "connect",
     "database_of",
+    "dump_json",
     "pack",
     "pack_batch",
     "redacted",
@@ -34,6 +35,11 @@ __all__ = [
     "transient_errors",
     "unreachable",
 ]
+
+try:
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - the redis extra installs it
+    _orjson = None
 
 #: Seconds a Redis call keeps retrying a lost connection before it gives up.
 DEFAULT_RETRY_BUDGET = 10.0
@@ -77,10 +83,23 @@ end
 """
 
 
-def pack_batch(metas: list[list[Any]], blobs: list[bytes]) -> tuple[str, bytes]:
+def pack_batch(metas: list[list[Any]], blobs: list[bytes]) -> tuple[bytes | str, bytes]:
     """The two script arguments for :data:`LUA_ROWS`: ``metas`` as JSON (each blob field
     given as ``[len(blob)]``, in row order) and the blobs joined."""
-    return json.dumps(metas, separators=(",", ":")), b"".join(blobs)
+    return dump_json(metas), b"".join(blobs)
+
+
+def dump_json(value: Any) -> bytes | str:
+    """``value`` as compact JSON for a script argument: with orjson (installed with the
+    redis extra; a batch's rows in 1 us instead of the json module's 16 us, which builds
+    an encoder per call), else with the json module. Values orjson refuses (an int wider
+    than 64 bits) go through the json module."""
+    if _orjson is not None:
+        try:
+            return _orjson.dumps(value)
+        except TypeError:
+            pass
+    return json.dumps(value, separators=(",", ":"))
 
 
 def unreachable(what: str, url: str, exc: BaseException) -> str:

@@ -49,6 +49,7 @@ from flowrra.redis_client import (
     ScriptLine,
     connect,
     database_of,
+    dump_json,
     redacted,
     retrying,
     same_server,
@@ -512,7 +513,7 @@ class RedisBackend(BaseResultBackend):
         batch: dict[str, Any] = {"r": records, "q": list(queues.items()), "a": list(acks.items())}
         if uniques:
             batch["u"] = uniques
-        meta = json.dumps(batch, separators=(",", ":"))
+        meta = dump_json(batch)
         blobs = b"".join(record_blobs + [b for q in queues for b in queue_blobs[q]])
         if (queues or acks) and self._queue_db is None:
             raise BackendError("queue items were given to a backend not linked to the broker")
