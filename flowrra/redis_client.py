@@ -324,7 +324,7 @@ class _Replies(asyncio.Protocol):
         self.reader.feed(data)
         while (reply := self.reader.gets()) is not False:
             if not self.waiting:  # a reply nobody asked for: the line is out of step
-                self.fail(_connection_error("an unexpected reply came"))
+                self.lost = True  # the next call drops the connection
                 return
             future = self.waiting.popleft()[0]
             if not future.done():
@@ -358,8 +358,10 @@ class ScriptLine:
     write for its timeout, stream reads) costs more CPU than the round trip itself. The
     line takes a connection from the client's pool (so it counts toward
     ``max_connections``, and redis-py has done the TLS, AUTH and SELECT of the URL), then
-    reads its socket itself with hiredis: measured on the one-submit loop, 939,000 ->
-    774,000 instructions per task, 1,483 -> 1,902 tasks/s. Without hiredis, or with a
+    reads its socket itself with hiredis: measured on the one-submit loop (callgrind,
+    client process), 987,000 -> 815,000 instructions per task against the connection's
+    own methods, and 690 -> 445 us of CPU per task for those against redis-py's command
+    path (benchmarks/RESULTS.md, session 6). Without hiredis, or with a
     redis-py whose connection does not expose its transport, it sends and reads through
     the connection's own methods (the same calls, more CPU).
 
