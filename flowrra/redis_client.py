@@ -274,23 +274,22 @@ async def subscribe(
     """Listen to ``channel`` for ever (until cancelled) on a connection of its own:
     ``on_subscribed`` after each (re)subscription, ``on_message`` with each message's
     data; a lost connection is logged, reported to ``on_lost`` and made again with
-    backoff (50 ms doubling to 2 s)."""
+    backoff (50 ms doubling to 2 s). Messages are read with hiredis on the connection
+    redis-py opened, as :class:`ScriptLine` does (redis-py's ``PubSub`` when that cannot
+    be done)."""
     delay = 0.05
+
+    def subscribed() -> None:
+        nonlocal delay
+        delay = 0.05
+        on_subscribed()
+
     client = connect(url, max_connections=2, socket_timeout=None)
     try:
         while True:
-            pubsub = client.pubsub()
             try:
-                await pubsub.subscribe(channel)
-                while True:
-                    message = await pubsub.get_message(timeout=None)
-                    if message is None:
-                        continue
-                    if message["type"] == "subscribe":
-                        delay = 0.05
-                        on_subscribed()
-                    elif message["type"] == "message":
-                        on_message(message["data"])
+                if not await _listen_with_hiredis(client, channel, subscribed, on_message):
+                    await _listen_with_pubsub(client, channel, subscribed, on_message)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -302,12 +301,98 @@ async def subscribe(
                     on_lost()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
-            finally:
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()
     finally:
         with contextlib.suppress(Exception):
             await client.aclose()
+
+
+class _Messages(asyncio.Protocol):
+    """Reads a subscribed connection's pushes with hiredis: ``subscribe`` confirmations
+    and ``message`` data go to the callbacks; ``done`` ends when the connection does."""
+
+    def __init__(
+        self,
+        reader: Any,
+        before: asyncio.BaseProtocol,
+        on_subscribed: Callable[[], None],
+        on_message: Callable[[bytes], None],
+    ) -> None:
+        self.reader = reader
+        self.before = before
+        self.on_subscribed = on_subscribed
+        self.on_message = on_message
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def data_received(self, data: bytes) -> None:
+        self.reader.feed(data)
+        while (push := self.reader.gets()) is not False:
+            if not isinstance(push, list) or len(push) < 3:
+                continue
+            kind = push[0]
+            try:
+                if kind == b"message":
+                    self.on_message(push[2])
+                elif kind == b"subscribe":
+                    self.on_subscribed()
+            except Exception:  # a callback's bug must not end the subscription
+                logger.exception("A Redis subscription callback failed")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.done.done():
+            self.done.set_exception(_connection_error("the subscription's connection closed"))
+            self.done.exception()
+        self.before.connection_lost(exc)
+
+
+async def _listen_with_hiredis(
+    client: Any,
+    channel: str,
+    on_subscribed: Callable[[], None],
+    on_message: Callable[[bytes], None],
+) -> bool:
+    """Subscribe and read pushes until the connection ends (raises then); False, having
+    done nothing, when hiredis or the connection's transport is not at hand."""
+    reader = _hiredis_reader() if ScriptLine.own_reader else None
+    if reader is None:
+        return False
+    connection = await client.connection_pool.get_connection()
+    try:
+        transport = getattr(getattr(connection, "_writer", None), "transport", None)
+        if transport is None or not hasattr(transport, "set_protocol"):
+            return False
+        messages = _Messages(reader, transport.get_protocol(), on_subscribed, on_message)
+        transport.set_protocol(messages)
+        transport.write(pack(("SUBSCRIBE", channel)))
+        await messages.done
+        return True
+    finally:
+        with contextlib.suppress(Exception):
+            await connection.disconnect(nowait=True)
+        with contextlib.suppress(Exception):
+            await client.connection_pool.release(connection)
+
+
+async def _listen_with_pubsub(
+    client: Any,
+    channel: str,
+    on_subscribed: Callable[[], None],
+    on_message: Callable[[bytes], None],
+) -> None:
+    """:func:`_listen_with_hiredis` through redis-py's ``PubSub``."""
+    pubsub = client.pubsub()
+    try:
+        await pubsub.subscribe(channel)
+        while True:
+            message = await pubsub.get_message(timeout=None)
+            if message is None:
+                continue
+            if message["type"] == "subscribe":
+                on_subscribed()
+            elif message["type"] == "message":
+                on_message(message["data"])
+    finally:
+        with contextlib.suppress(Exception):
+            await pubsub.aclose()
 
 
 class _Replies(asyncio.Protocol):
@@ -373,8 +458,9 @@ class ScriptLine:
     returns, undecoded; an error reply is raised as redis-py raises it.
     """
 
-    #: Read the socket with hiredis when possible (False: always the connection's own
-    #: send and read methods; the tests run both ways).
+    #: Read the socket with hiredis when possible (False: script lines use the
+    #: connection's own send and read methods, and :func:`subscribe` redis-py's
+    #: ``PubSub``; the tests run both ways).
     own_reader = True
 
     def __init__(self, client: Any, source: str) -> None:

@@ -238,3 +238,33 @@ async def test_a_submit_outlasts_a_pause_longer_than_the_socket_timeout(
         await app.stop()
     assert record.result == 9 and record.status is TaskStatus.SUCCESS
     assert listed.count(task_id) == 1
+
+
+@pytest.mark.parametrize("own_reader", [True, False], ids=["hiredis", "redis-py-pubsub"])
+async def test_waits_and_wake_ups_come_back_after_subscriptions_are_killed(
+    server: RedisServer, own_reader: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A submit-only app waits on tasks another app's workers run: the worker hears of
+    them through the broker's subscription, the waiter of their ends through the
+    backend's. Both subscriptions killed (CLIENT KILL TYPE pubsub) are made again, and
+    the next task goes through both as before."""
+    import redis.asyncio as aioredis
+
+    from flowrra.redis_client import ScriptLine
+
+    monkeypatch.setattr(ScriptLine, "own_reader", own_reader)
+    submitter = fault_app(server, prefix="subs")
+    worker = fault_app(server, prefix="subs")
+    admin = aioredis.from_url(f"redis://127.0.0.1:{server.port}/0")
+    await submitter.start(workers=False)
+    await worker.start()
+    try:
+        first = await submitter.wait_for_result(await submitter.submit("nap", 1, 0.0), timeout=10)
+        killed = await admin.client_kill_filter(_type="pubsub")
+        second = await submitter.wait_for_result(await submitter.submit("nap", 2, 0.0), timeout=10)
+    finally:
+        await worker.stop()
+        await submitter.stop()
+        await admin.aclose()
+    assert (first.result, second.result) == (1, 2)
+    assert killed >= 2  # the broker's and the backend's of each app that listens

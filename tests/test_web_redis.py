@@ -39,9 +39,15 @@ def test_dashboard_sees_a_remote_worker_its_tasks_and_its_loss(prefix: str) -> N
         app = app_for(prefix)
         nap = app.registry.spec("nap").func
         with TestClient(create_app(app, manage_app=True), base_url=LOCAL) as client:
+            # the worker's IO and CPU executors beat on their own queues, each from its
+            # own start: wait until both have (the CPU pool starts later)
             workers = wait_for(
-                lambda: [w for w in client.get("/api/workers").json() if not w["lost"]],
-                "the worker's first beat",
+                lambda: [
+                    w
+                    for w in client.get("/api/workers").json()
+                    if not w["lost"] and len(w["queues"]) == 2
+                ],
+                "the first beats of both of the worker's executors",
             )
             assert [w["pid"] for w in workers] == [worker.pid]
             assert workers[0]["queues"] == ["cpu", "io"] and workers[0]["concurrency"] >= 4
