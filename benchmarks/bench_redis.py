@@ -275,8 +275,8 @@ class RequestCounter:
         sync_conn.AbstractConnection.send_packed_command = sync_send
 
         # flowrra's script lines write to the socket themselves when they read it with
-        # hiredis (flowrra.redis_client.ScriptLine): each of their requests counts too
-        from flowrra.redis_client import ScriptLine
+        # hiredis (flowrra.redis_wire.ScriptLine): each of their requests counts too
+        from flowrra.redis_wire import ScriptLine
 
         line_orig = ScriptLine._run
 

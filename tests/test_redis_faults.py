@@ -162,13 +162,13 @@ async def test_a_wait_timeout_holds_while_redis_is_paused(server: RedisServer) -
 async def test_writes_survive_a_script_flush_and_killed_connections(
     server: RedisServer, own_reader: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The write script runs over a connection of its own (flowrra.redis_client.ScriptLine):
+    """The write script runs over a connection of its own (flowrra.redis_wire.ScriptLine):
     a server that forgot the script (SCRIPT FLUSH, a restart without it) or a connection
     killed under it costs the next submit nothing but a reload or a reconnect. Both ways
     the line can read its socket are run."""
     import redis.asyncio as aioredis
 
-    from flowrra.redis_client import ScriptLine
+    from flowrra.redis_wire import ScriptLine
 
     monkeypatch.setattr(ScriptLine, "own_reader", own_reader)
     app = fault_app(server)
@@ -219,7 +219,7 @@ async def test_a_submit_outlasts_a_pause_longer_than_the_socket_timeout(
     """A write whose reply is overdue (socket_timeout 0.3 s, server frozen 1.5 s) is
     dropped and made again within the retry budget: the submit returns once the server
     is back, and its task runs once."""
-    from flowrra.redis_client import ScriptLine
+    from flowrra.redis_wire import ScriptLine
 
     monkeypatch.setattr(ScriptLine, "own_reader", own_reader)
     app = fault_app(server, prefix="paused", socket_timeout=0.3)
@@ -250,7 +250,7 @@ async def test_waits_and_wake_ups_come_back_after_subscriptions_are_killed(
     the next task goes through both as before."""
     import redis.asyncio as aioredis
 
-    from flowrra.redis_client import ScriptLine
+    from flowrra.redis_wire import ScriptLine
 
     monkeypatch.setattr(ScriptLine, "own_reader", own_reader)
     submitter = fault_app(server, prefix="subs")

@@ -10,7 +10,7 @@ pytest.importorskip("redis")
 def test_pack_frames_commands_as_redis_py_does() -> None:
     from redis.asyncio.connection import Connection
 
-    from flowrra.redis_client import pack
+    from flowrra.redis_wire import pack
 
     connection = Connection()
     commands = [

@@ -46,7 +46,6 @@ from flowrra.redis_client import (
     DEFAULT_RETRY_BUDGET,
     LUA_ROWS,
     Batcher,
-    ScriptLine,
     connect,
     database_of,
     dump_json,
@@ -54,9 +53,9 @@ from flowrra.redis_client import (
     retrying,
     same_server,
     split_options,
-    subscribe,
     unreachable,
 )
+from flowrra.redis_wire import ScriptLine, subscribe
 from flowrra.serialization import Signer, signer_for
 from flowrra.task import TaskResult, TaskStatus
 

@@ -49,14 +49,13 @@ from flowrra.exceptions import BrokerError, SignatureError
 from flowrra.redis_client import (
     DEFAULT_RETRY_BUDGET,
     LUA_ROWS,
-    ScriptLine,
     connect,
     pack_batch,
     redacted,
     retrying,
-    subscribe,
     unreachable,
 )
+from flowrra.redis_wire import ScriptLine, subscribe
 from flowrra.serialization import Signer, digest_of, signer_for
 from flowrra.task import Task
 

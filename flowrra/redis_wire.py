@@ -1,0 +1,363 @@
+"""How flowrra reads Redis's socket on its hot paths (needs the redis extra).
+
+redis-py opens each connection (URL, TLS, ACL user, unix socket, ``SELECT``); then a
+:class:`ScriptLine` (one Lua script, one caller at a time: a batch writer, a worker's
+takes) or a subscription (:func:`subscribe`) puts an ``asyncio.Protocol`` of its own on the
+connection's transport and parses replies with hiredis. redis-py's per-command path cost
+more CPU than the round trip itself (benchmarks/RESULTS.md, "Redis, session 6"). Without
+hiredis, or with a connection whose transport cannot be reached, the same calls go through
+redis-py's own methods.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from flowrra.redis_client import connect, redacted, transient_errors
+
+__all__ = ["ScriptLine", "pack", "subscribe"]
+
+logger = logging.getLogger("flowrra.redis")
+
+
+async def subscribe(
+    url: str,
+    channel: str,
+    on_subscribed: Callable[[], None],
+    on_message: Callable[[bytes], None],
+    on_lost: Callable[[], None] | None = None,
+) -> None:
+    """Listen to ``channel`` for ever (until cancelled) on a connection of its own:
+    ``on_subscribed`` after each (re)subscription, ``on_message`` with each message's
+    data; a lost connection is logged, reported to ``on_lost`` and made again with
+    backoff (50 ms doubling to 2 s). Messages are read with hiredis on the connection
+    redis-py opened, as :class:`ScriptLine` does (redis-py's ``PubSub`` when that cannot
+    be done)."""
+    delay = 0.05
+
+    def subscribed() -> None:
+        nonlocal delay
+        delay = 0.05
+        on_subscribed()
+
+    client = connect(url, max_connections=2, socket_timeout=None)
+    try:
+        while True:
+            try:
+                if not await _listen_with_hiredis(client, channel, subscribed, on_message):
+                    await _listen_with_pubsub(client, channel, subscribed, on_message)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                logger.warning(
+                    "Lost the subscription to %s at %s (%s); reconnecting in %.2fs",
+                    channel, redacted(url), exc, delay,
+                )  # fmt: skip
+                if on_lost is not None:
+                    on_lost()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+    finally:
+        with contextlib.suppress(Exception):
+            await client.aclose()
+
+
+class _Messages(asyncio.Protocol):
+    """Reads a subscribed connection's pushes with hiredis: ``subscribe`` confirmations
+    and ``message`` data go to the callbacks; ``done`` ends when the connection does."""
+
+    def __init__(
+        self,
+        reader: Any,
+        before: asyncio.BaseProtocol,
+        on_subscribed: Callable[[], None],
+        on_message: Callable[[bytes], None],
+    ) -> None:
+        self.reader = reader
+        self.before = before
+        self.on_subscribed = on_subscribed
+        self.on_message = on_message
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def data_received(self, data: bytes) -> None:
+        self.reader.feed(data)
+        while (push := self.reader.gets()) is not False:
+            if not isinstance(push, list) or len(push) < 3:
+                continue
+            kind = push[0]
+            try:
+                if kind == b"message":
+                    self.on_message(push[2])
+                elif kind == b"subscribe":
+                    self.on_subscribed()
+            except Exception:  # a callback's bug must not end the subscription
+                logger.exception("A Redis subscription callback failed")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.done.done():
+            self.done.set_exception(_connection_error("the subscription's connection closed"))
+            self.done.exception()
+        self.before.connection_lost(exc)
+
+
+async def _listen_with_hiredis(
+    client: Any,
+    channel: str,
+    on_subscribed: Callable[[], None],
+    on_message: Callable[[bytes], None],
+) -> bool:
+    """Subscribe and read pushes until the connection ends (raises then); False, having
+    done nothing, when hiredis or the connection's transport is not at hand."""
+    reader = _hiredis_reader() if ScriptLine.own_reader else None
+    if reader is None:
+        return False
+    connection = await client.connection_pool.get_connection()
+    try:
+        transport = getattr(getattr(connection, "_writer", None), "transport", None)
+        if transport is None or not hasattr(transport, "set_protocol"):
+            return False
+        messages = _Messages(reader, transport.get_protocol(), on_subscribed, on_message)
+        transport.set_protocol(messages)
+        transport.write(pack(("SUBSCRIBE", channel)))
+        await messages.done
+        return True
+    finally:
+        with contextlib.suppress(Exception):
+            await connection.disconnect(nowait=True)
+        with contextlib.suppress(Exception):
+            await client.connection_pool.release(connection)
+
+
+async def _listen_with_pubsub(
+    client: Any,
+    channel: str,
+    on_subscribed: Callable[[], None],
+    on_message: Callable[[bytes], None],
+) -> None:
+    """:func:`_listen_with_hiredis` through redis-py's ``PubSub``."""
+    pubsub = client.pubsub()
+    try:
+        await pubsub.subscribe(channel)
+        while True:
+            message = await pubsub.get_message(timeout=None)
+            if message is None:
+                continue
+            if message["type"] == "subscribe":
+                on_subscribed()
+            elif message["type"] == "message":
+                on_message(message["data"])
+    finally:
+        with contextlib.suppress(Exception):
+            await pubsub.aclose()
+
+
+class _Replies(asyncio.Protocol):
+    """Reads the replies of a :class:`ScriptLine`'s connection with hiredis and hands
+    them, in order, to the futures of the requests that wait for them."""
+
+    def __init__(self, reader: Any, before: asyncio.BaseProtocol) -> None:
+        self.reader = reader
+        self.before = before  # the stream protocol redis-py made, told when the line closes
+        self.waiting: collections.deque[tuple[asyncio.Future[Any], float]] = collections.deque()
+        self.lost = False
+
+    def data_received(self, data: bytes) -> None:
+        self.reader.feed(data)
+        while (reply := self.reader.gets()) is not False:
+            if not self.waiting:  # a reply nobody asked for: the line is out of step
+                self.lost = True  # the next call drops the connection
+                return
+            future = self.waiting.popleft()[0]
+            if not future.done():
+                future.set_result(reply)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        self.fail(_connection_error("the connection was closed"))
+        self.before.connection_lost(exc)
+
+    def fail(self, error: Exception) -> None:
+        """Fail every waiting request with ``error``."""
+        while self.waiting:
+            future = self.waiting.popleft()[0]
+            if not future.done():
+                future.set_exception(error)
+                future.exception()  # retrieved: its caller may be gone
+
+
+def _connection_error(what: str) -> Exception:
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    return RedisConnectionError(f"Redis script line: {what}")
+
+
+class ScriptLine:
+    """One Lua script called over a connection of its own, for a caller that makes one
+    call at a time (a :class:`~flowrra.redis_client.Batcher`'s flushes, a worker's takes).
+
+    redis-py's command path (pool checkout and return, retry wrapper, a task per socket
+    write for its timeout, stream reads) costs more CPU than the round trip itself. The
+    line takes a connection from the client's pool (so it counts toward
+    ``max_connections``, and redis-py has done the TLS, AUTH and SELECT of the URL), then
+    reads its socket itself with hiredis: measured on the one-submit loop (callgrind,
+    client process), 987,000 -> 815,000 instructions per task against the connection's
+    own methods, and 690 -> 445 us of CPU per task for those against redis-py's command
+    path (benchmarks/RESULTS.md, session 6). Without hiredis, or with a
+    redis-py whose connection does not expose its transport, it sends and reads through
+    the connection's own methods (the same calls, more CPU).
+
+    Calls are serialized by a lock, so writes reach Redis in the order they are made. A
+    reply that takes longer than the client's ``socket_timeout`` fails the call with a
+    timeout and drops the connection. A connection found dead is dropped and the call
+    made once more at once on a new one (as the pooled path does); other connection
+    errors are raised for :func:`retrying` to ride out. Replies are what ``EVALSHA``
+    returns, undecoded; an error reply is raised as redis-py raises it.
+    """
+
+    #: Read the socket with hiredis when possible (False: script lines use the
+    #: connection's own send and read methods, and :func:`subscribe` redis-py's
+    #: ``PubSub``; the tests run both ways).
+    own_reader = True
+
+    def __init__(self, client: Any, source: str) -> None:
+        """``client`` from :func:`connect`; ``source`` the script's Lua text."""
+        self._client = client
+        self._script = client.register_script(source)  # computes the sha
+        self._connection: Any = None
+        self._transport: Any = None
+        self._replies: _Replies | None = None
+        self._lock: asyncio.Lock | None = None
+        self._timeout: float | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    async def __call__(self, args: list[Any]) -> Any:
+        """Run the script with ``args`` (no keys) and return its reply."""
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            try:
+                return await self._call(args)
+            except transient_errors():
+                await self._drop()
+            return await self._call(args)
+
+    async def _call(self, args: list[Any]) -> Any:
+        from redis.exceptions import NoScriptError, ResponseError
+
+        connection = self._connection
+        if connection is None:
+            connection = await self._open()
+        try:
+            try:
+                return await self._run(connection, "EVALSHA", self._script.sha, 0, *args)
+            except NoScriptError:  # a restarted or flushed server: load it on this one
+                sha = await self._run(connection, "SCRIPT", "LOAD", self._script.script)
+                self._script.sha = sha.decode() if isinstance(sha, bytes) else sha
+                return await self._run(connection, "EVALSHA", self._script.sha, 0, *args)
+        except ResponseError:
+            raise  # the reply was read: the connection is in step
+        except BaseException:
+            await self._drop()  # a reply may be pending (cancelled, timed out, lost)
+            raise
+
+    async def _open(self) -> Any:
+        connection = await self._client.connection_pool.get_connection()
+        self._connection = connection
+        self._timeout = connection.socket_timeout
+        transport = getattr(getattr(connection, "_writer", None), "transport", None)
+        reader = _hiredis_reader() if self.own_reader else None
+        if transport is not None and reader is not None and hasattr(transport, "set_protocol"):
+            self._replies = _Replies(reader, transport.get_protocol())
+            transport.set_protocol(self._replies)
+            self._transport = transport
+        return connection
+
+    async def _run(self, connection: Any, *parts: Any) -> Any:
+        replies = self._replies
+        if replies is None:  # the connection's own methods
+            await connection.send_packed_command(connection.pack_command(*parts))
+            return await connection.read_response()
+        if replies.lost:  # closed since the last call (killed, server restarted)
+            raise _connection_error("the connection was closed")
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        now = loop.time()
+        replies.waiting.append((future, now))
+        if self._timer is None and self._timeout:
+            self._timer = loop.call_at(now + self._timeout, self._watch)
+        self._transport.write(pack(parts))
+        reply = await future
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
+
+    def _watch(self) -> None:
+        """Fail the requests whose reply is overdue (the server hangs or is gone)."""
+        self._timer = None
+        replies, timeout = self._replies, self._timeout
+        if replies is None or not replies.waiting or not timeout:
+            return
+        oldest = replies.waiting[0][1]
+        loop = asyncio.get_running_loop()
+        if loop.time() - oldest >= timeout:
+            from redis.exceptions import TimeoutError as RedisTimeoutError
+
+            replies.fail(RedisTimeoutError("Timeout reading from the Redis socket"))
+        else:
+            self._timer = loop.call_at(oldest + timeout, self._watch)
+
+    async def _drop(self) -> None:
+        await self.close(disconnect=True)
+
+    async def close(self, disconnect: bool = False) -> None:
+        """Give the connection back to the pool (closed first if ``disconnect``, or if
+        this line read its socket itself)."""
+        connection, self._connection = self._connection, None
+        replies, self._replies = self._replies, None
+        self._transport = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if connection is None:
+            return
+        if disconnect or replies is not None:
+            if replies is not None:
+                replies.fail(_connection_error("the line was closed"))
+            with contextlib.suppress(Exception):
+                await connection.disconnect(nowait=True)
+        with contextlib.suppress(Exception):
+            await self._client.connection_pool.release(connection)
+
+
+def pack(parts: tuple[Any, ...]) -> bytes:
+    """A command in the Redis protocol (RESP): ``str`` as UTF-8, ``int`` and ``float``
+    as their ``repr``, ``bytes`` as they are (as redis-py encodes them, at a quarter of
+    its cost for a script call's few arguments)."""
+    out = [b"*%d\r\n" % len(parts)]
+    for part in parts:
+        if isinstance(part, str):
+            part = part.encode()
+        elif isinstance(part, (int, float)) and not isinstance(part, bool):
+            part = repr(part).encode()
+        elif not isinstance(part, (bytes, bytearray, memoryview)):
+            raise TypeError(f"cannot send a {type(part).__name__} to Redis")
+        out.append(b"$%d\r\n" % len(part))
+        out.append(part)
+        out.append(b"\r\n")
+    return b"".join(out)
+
+
+def _hiredis_reader() -> Any:
+    """A hiredis reader that makes error replies into redis-py's exceptions (None
+    without hiredis)."""
+    try:
+        import hiredis
+        from redis._parsers import BaseParser
+    except ImportError:
+        return None
+    return hiredis.Reader(replyError=BaseParser.parse_error)
