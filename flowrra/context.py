@@ -248,16 +248,13 @@ class TaskContext:
                 raise ConfigError(f"progress(): total must be > 0 or None, got {total!r}")
         if message is not None and type(message) is not str:
             raise ConfigError(f"progress(): message must be a str or None, got {message!r}")
-        live = self._live
-        if live is None:
-            live = self._live = _Live()
+        live = self._live or self._start_live()
         live.done = done
         live.total = total
         if message is not None:
             live.message = message
         if not live.armed:
-            live.armed = True
-            reporter.arm(self)
+            self._arm(live, reporter)
 
     @property
     def captures(self) -> bool:
@@ -270,17 +267,24 @@ class TaskContext:
         reporter = self._reporter
         if reporter is None:
             return
-        live = self._live
-        if live is None:
-            live = self._live = _Live()
+        live = self._live or self._start_live()
         buffer = live.output
         if buffer is None:
             buffer = live.output = OutputBuffer(reporter.output_limit)
         buffer.write(text)
         live.changed = True
         if not live.armed:
-            live.armed = True
-            reporter.arm(self)
+            self._arm(live, reporter)
+
+    def _start_live(self) -> _Live:
+        """The live values, made at the first report."""
+        live = self._live = _Live()
+        return live
+
+    def _arm(self, live: _Live, reporter: Any) -> None:
+        """Ask ``reporter`` to publish this task's values soon (once per publication)."""
+        live.armed = True
+        reporter.arm(self)
 
     # ------------------------------------------------- for reporters' use only
     @property
@@ -313,7 +317,7 @@ class TaskContext:
             return
         live = self._live
         if live is None:
-            live = self._live = _Live()
+            live = self._start_live()
             live.flushed_at -= PROGRESS_INTERVAL  # the worker process waited already
         if done is not None:
             live.done, live.total = done, total
@@ -325,8 +329,7 @@ class TaskContext:
             live.output.replace(output)
             live.changed = True
         if not live.armed:
-            live.armed = True
-            reporter.arm(self)
+            self._arm(live, reporter)
 
     def copy_to(self, record: TaskResult) -> None:
         """Put the live values on ``record`` (the output only if it changed)."""

@@ -7,10 +7,9 @@ import asyncio
 import os
 from pathlib import Path
 
-from flowrra import BackendConfig, BrokerConfig, Config, ExecutorConfig, Flowrra
+from flowrra import Flowrra
 
-PREFIX = os.environ.get("FLOWRRA_TEST_PREFIX", "flowrra-test")
-URL = os.environ.get("FLOWRRA_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+from .redis_app import PREFIX, URL, redis_config
 
 #: The shared rate of ``paced``: starts a second, over every worker process.
 RATE = 20
@@ -38,14 +37,7 @@ async def once_slow(path: str) -> str:
 def make_app(prefix: str = PREFIX, url: str = URL, secret: str | None = None) -> Flowrra:
     """An app on Redis whose keys all live under ``prefix``, with ``paced`` (``RATE``/s),
     ``capped`` (2 at once) and ``once_slow`` (1 at once)."""
-    app = Flowrra(
-        Config(
-            broker=BrokerConfig(url, queue_key=f"{prefix}:queue"),
-            backend=BackendConfig(f"{url}{'&' if '?' in url else '?'}key_prefix={prefix}"),
-            executor=ExecutorConfig(io_workers=8, retry_delay=0.05),
-            secret_key=secret,
-        )
-    )
+    app = Flowrra(redis_config(prefix, url, secret))
     app.task(max_retries=0, rate_limit=f"{RATE}/s")(paced)
     app.task(max_retries=0, concurrency=2)(capped)
     app.task(max_retries=0, concurrency=1)(once_slow)

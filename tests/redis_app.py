@@ -34,17 +34,23 @@ async def quit_now(code: int) -> None:
     raise SystemExit(code)
 
 
+def redis_config(
+    prefix: str, url: str, secret: str | None, executor: ExecutorConfig | None = None
+) -> Config:
+    """Broker and backend on ``url`` with every key under ``prefix`` (the test apps'
+    shared set-up); 8 IO workers and quick retries unless ``executor`` says otherwise."""
+    return Config(
+        broker=BrokerConfig(url, queue_key=f"{prefix}:queue"),
+        backend=BackendConfig(f"{url}{'&' if '?' in url else '?'}key_prefix={prefix}"),
+        executor=executor or ExecutorConfig(io_workers=8, retry_delay=0.05),
+        secret_key=secret,
+    )
+
+
 def make_app(prefix: str = PREFIX, url: str = URL, secret: str | None = None) -> Flowrra:
     """An app on Redis whose keys all live under ``prefix``, with ``nap``, ``cube``,
     ``hog`` and ``quit_now``."""
-    app = Flowrra(
-        Config(
-            broker=BrokerConfig(url, queue_key=f"{prefix}:queue"),
-            backend=BackendConfig(f"{url}{'&' if '?' in url else '?'}key_prefix={prefix}"),
-            executor=ExecutorConfig(io_workers=8, retry_delay=0.05),
-            secret_key=secret,
-        )
-    )
+    app = Flowrra(redis_config(prefix, url, secret))
     app.task(max_retries=0)(nap)
     app.task(cpu_bound=True)(cube)
     app.task(max_retries=0)(hog)

@@ -4,10 +4,8 @@ in memory and on Redis (in one process and across two ``flowrra worker`` process
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
-import sys
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -19,8 +17,9 @@ from flowrra.exceptions import ConfigError, InvalidTaskError
 from flowrra.limits import Rate, TaskLimits
 from flowrra.task import Task, TaskResult
 
-from . import limits_app
+from . import limits_app, test_redis
 from .services import REDIS_URL
+from .test_redis import stop_worker
 
 SECRET = "test-secret-0123456789abcdef"
 ROOT = Path(__file__).resolve().parents[1]
@@ -347,16 +346,7 @@ class TestOnRedis(ThrottleContract):
 
 # ------------------------------------------------------------ worker processes
 def start_worker(prefix: str, *extra: str) -> subprocess.Popen[str]:
-    env = dict(os.environ, FLOWRRA_TEST_PREFIX=prefix, FLOWRRA_SECRET_KEY=SECRET)
-    env["FLOWRRA_TEST_REDIS_URL"] = REDIS_URL
-    return subprocess.Popen(
-        [sys.executable, "-m", "flowrra", "worker", "--app", "tests.limits_app:app", *extra],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    return test_redis.start_worker(prefix, *extra, app="tests.limits_app:app", secret=SECRET)
 
 
 async def wait_ready(process: subprocess.Popen[str]) -> None:
@@ -367,13 +357,6 @@ async def wait_ready(process: subprocess.Popen[str]) -> None:
         line = await asyncio.to_thread(process.stdout.readline)
         assert line, f"the worker exited: {''.join(lines)}"
         lines.append(line)
-
-
-def stop_worker(process: subprocess.Popen[str]) -> str:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-    out, _ = process.communicate(timeout=60)
-    return out
 
 
 async def test_two_worker_processes_share_one_rate_and_one_cap(prefix: str) -> None:

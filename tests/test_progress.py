@@ -38,7 +38,7 @@ from flowrra.notebook.table_state import row_from_record, snapshot_html
 from flowrra.task import _rebuild_result
 from flowrra.web.data import record_detail, record_row
 
-from . import progress_app, progress_tasks
+from . import progress_app, progress_tasks, test_redis
 from .services import REDIS_URL
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -623,16 +623,7 @@ async def test_progress_and_output_on_redis(prefix: str, progressed: Progressed)
 
 
 def start_worker(prefix: str) -> subprocess.Popen[str]:
-    env = dict(os.environ, FLOWRRA_TEST_PREFIX=prefix, FLOWRRA_SECRET_KEY=SECRET)
-    env["FLOWRRA_TEST_REDIS_URL"] = REDIS_URL
-    return subprocess.Popen(
-        [sys.executable, "-m", "flowrra", "worker", "--app", "tests.progress_app:app"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    return test_redis.start_worker(prefix, app="tests.progress_app:app", secret=SECRET)
 
 
 async def test_a_flowrra_worker_reports_progress_and_output(

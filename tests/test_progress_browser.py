@@ -7,7 +7,6 @@ Needs Debian's chromium at /usr/bin/chromium and playwright (no ``playwright ins
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -17,8 +16,7 @@ from flowrra.notebook.table import _detail
 from flowrra.notebook.table_state import row_from_record
 from flowrra.task import TaskResult, TaskStatus
 
-CHROMIUM = Path("/usr/bin/chromium")
-LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
+from .test_notebook_browser import CHROMIUM, LAUNCH_ARGS, _missing_browser
 
 RENDER = """(traits) => {
   const handlers = {};
@@ -38,16 +36,6 @@ RENDER = """(traits) => {
   document.body.append(el);
   window.flowrraTable.render({ model, el });
 }"""
-
-
-def _missing_browser() -> str | None:
-    if not CHROMIUM.exists():
-        return f"{CHROMIUM} is missing: apt-get install -y chromium (Debian's package)"
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return "playwright is not installed: pip install playwright (no 'playwright install')"
-    return None
 
 
 def _record(task_id: str, status: TaskStatus, **fields: object) -> TaskResult:

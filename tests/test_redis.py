@@ -27,11 +27,15 @@ def app_for(prefix: str) -> Flowrra:
     return redis_app.make_app(prefix, REDIS_URL, SECRET)
 
 
-def start_worker(prefix: str, *extra: str) -> subprocess.Popen[str]:
-    env = dict(os.environ, FLOWRRA_TEST_PREFIX=prefix, FLOWRRA_SECRET_KEY=SECRET)
+def start_worker(
+    prefix: str, *extra: str, app: str = "tests.redis_app:app", secret: str = SECRET
+) -> subprocess.Popen[str]:
+    """``flowrra worker --app APP EXTRA...`` on the test Redis under ``prefix``; its
+    output is piped (read it with :func:`stop_worker`)."""
+    env = dict(os.environ, FLOWRRA_TEST_PREFIX=prefix, FLOWRRA_SECRET_KEY=secret)
     env["FLOWRRA_TEST_REDIS_URL"] = REDIS_URL
     return subprocess.Popen(
-        [sys.executable, "-m", "flowrra", "worker", "--app", "tests.redis_app:app", *extra],
+        [sys.executable, "-m", "flowrra", "worker", "--app", app, *extra],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

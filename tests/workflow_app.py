@@ -7,15 +7,13 @@ exits at once (after writing their ids to FILE): the test waits for them elsewhe
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 from pathlib import Path
 
-from flowrra import BackendConfig, BrokerConfig, Config, ExecutorConfig, Flowrra
+from flowrra import Flowrra
 from flowrra.workflows import call, chain, chord
 
-PREFIX = os.environ.get("FLOWRRA_TEST_PREFIX", "flowrra-test")
-URL = os.environ.get("FLOWRRA_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+from .redis_app import PREFIX, URL, redis_config
 
 
 async def add(x: int, y: int = 1) -> int:
@@ -48,14 +46,7 @@ def make_app(
 ) -> Flowrra:
     """An app on Redis whose keys all live under ``prefix``, with the tasks above (or
     none: ``tasks=False``)."""
-    app = Flowrra(
-        Config(
-            broker=BrokerConfig(url, queue_key=f"{prefix}:queue"),
-            backend=BackendConfig(f"{url}{'&' if '?' in url else '?'}key_prefix={prefix}"),
-            executor=ExecutorConfig(io_workers=8, retry_delay=0.05),
-            secret_key=secret,
-        )
-    )
+    app = Flowrra(redis_config(prefix, url, secret))
     for task in (add, total, tally, stall_once) if tasks else ():
         app.task(max_retries=0)(task)
     return app

@@ -266,7 +266,6 @@ return a + b
 
 _SCRIPTS = {
     "enqueue": _ENQUEUE,
-    "take": _TAKE,
     "ack": _ACK,
     "retry": _RETRY,
     "nack": _NACK,
@@ -384,7 +383,7 @@ class RedisBroker(BaseBroker):
             self._client = connect(self.url, **self._options)
             for name, source in _SCRIPTS.items():
                 self._scripts[name] = self._client.register_script(source)
-            self._take_line = ScriptLine(self._client, _SCRIPTS["take"])
+            self._take_line = ScriptLine(self._client, _TAKE)
         return self._client
 
     async def ping(self) -> None:

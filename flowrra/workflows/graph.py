@@ -169,17 +169,26 @@ class _Compiler:
         self.resolve = resolve
         self.specs: dict[Any, TaskSpec] = {}  # task (function or name) -> its spec
 
-    def row(self, kind: str, parent: int, position: int, path: str) -> int:
+    def row(
+        self,
+        kind: str,
+        parent: int,
+        position: int,
+        path: str,
+        called: tuple[str, tuple, dict, str] | None = None,
+    ) -> int:
+        """Append a node; ``called`` is a call's (task name, args, kwargs, task id)."""
+        task, args, kwargs, task_id = called or (None, (), _NO_KWARGS, None)
         g = self.graph
         g.kind.append(kind)
         g.parent.append(parent)
         g.position.append(position)
         g.path.append(path)
         g.children.append(())
-        g.task.append(None)
-        g.args.append(())
-        g.kwargs.append(_NO_KWARGS)
-        g.task_id.append(None)
+        g.task.append(task)
+        g.args.append(args)
+        g.kwargs.append(kwargs)
+        g.task_id.append(task_id)
         return len(g.kind) - 1
 
     def call(self, step: Call, parent: int, position: int, path: str, fed: bool) -> None:
@@ -194,16 +203,8 @@ class _Compiler:
             except TypeError:
                 checked = (_INPUT, *args) if fed else args
                 spec.check_arguments(checked, kwargs, f"step {path} of the workflow")
-        g = self.graph
-        g.kind.append(CALL)
-        g.parent.append(parent)
-        g.position.append(position)
-        g.path.append(path)
-        g.children.append(())
-        g.task.append(spec.name)
-        g.args.append(args)
-        g.kwargs.append(dict(kwargs) if kwargs else _NO_KWARGS)
-        g.task_id.append(new_task_id())
+        kept = dict(kwargs) if kwargs else _NO_KWARGS
+        self.row(CALL, parent, position, path, (spec.name, args, kept, new_task_id()))
 
     def calls(
         self, steps: tuple[Call, ...], parent: int, prefix: str, fed: bool
