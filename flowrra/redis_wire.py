@@ -16,7 +16,7 @@ import collections
 import contextlib
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from flowrra.redis_client import connect, redacted, transient_errors
 
@@ -113,16 +113,16 @@ async def _listen_with_hiredis(
 ) -> bool:
     """Subscribe and read pushes until the connection ends (raises then); False, having
     done nothing, when hiredis or the connection's transport is not at hand."""
-    reader = _hiredis_reader() if ScriptLine.own_reader else None
-    if reader is None:
+    if not ScriptLine.own_reader:
         return False
     connection = await client.connection_pool.get_connection()
     try:
-        transport = getattr(getattr(connection, "_writer", None), "transport", None)
-        if transport is None or not hasattr(transport, "set_protocol"):
+        taken = _take_over(
+            connection, lambda reader, before: _Messages(reader, before, on_subscribed, on_message)
+        )
+        if taken is None:
             return False
-        messages = _Messages(reader, transport.get_protocol(), on_subscribed, on_message)
-        transport.set_protocol(messages)
+        transport, messages = taken
         transport.write(pack(("SUBSCRIBE", channel)))
         await messages.done
         return True
@@ -269,12 +269,9 @@ class ScriptLine:
         connection = await self._client.connection_pool.get_connection()
         self._connection = connection
         self._timeout = connection.socket_timeout
-        transport = getattr(getattr(connection, "_writer", None), "transport", None)
-        reader = _hiredis_reader() if self.own_reader else None
-        if transport is not None and reader is not None and hasattr(transport, "set_protocol"):
-            self._replies = _Replies(reader, transport.get_protocol())
-            transport.set_protocol(self._replies)
-            self._transport = transport
+        taken = _take_over(connection, _Replies) if self.own_reader else None
+        if taken is not None:
+            self._transport, self._replies = taken
         return connection
 
     async def _run(self, connection: Any, *parts: Any) -> Any:
@@ -350,6 +347,24 @@ def pack(parts: tuple[Any, ...]) -> bytes:
         out.append(part)
         out.append(b"\r\n")
     return b"".join(out)
+
+
+P = TypeVar("P", bound=asyncio.BaseProtocol)
+
+
+def _take_over(
+    connection: Any, make: Callable[[Any, asyncio.BaseProtocol], P]
+) -> tuple[Any, P] | None:
+    """Put ``make(hiredis reader, redis-py's protocol)`` on ``connection``'s transport, so
+    replies reach it instead of redis-py's stream; return (transport, protocol), or None
+    without hiredis or a reachable transport (the connection is left as it was)."""
+    reader = _hiredis_reader()
+    transport = getattr(getattr(connection, "_writer", None), "transport", None)
+    if reader is None or transport is None or not hasattr(transport, "set_protocol"):
+        return None
+    protocol = make(reader, transport.get_protocol())
+    transport.set_protocol(protocol)
+    return transport, protocol
 
 
 def _hiredis_reader() -> Any:
