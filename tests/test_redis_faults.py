@@ -70,7 +70,8 @@ async def test_a_restart_mid_run_loses_no_task(server: RedisServer) -> None:
     server.start()
     records = [await app.wait_for_result(i, timeout=120) for i in ids]
     await app.stop()
-    assert [r.result for r in records] == list(range(200))
+    failed = [(r.task_id, r.error) for r in records if r.status is not TaskStatus.SUCCESS]
+    assert [r.result for r in records] == list(range(200)), failed[:3]
     assert {r.status for r in records} == {TaskStatus.SUCCESS}
 
 
