@@ -204,8 +204,21 @@ def connect(
         retry=Retry(NoBackoff(), retries=1),
         retry_on_error=errors,
         health_check_interval=30,
+        **pool_options(),
     )
     return Redis.from_pool(pool)  # closing the client closes its connections
+
+
+def pool_options() -> dict[str, Any]:
+    """Options every flowrra connection pool gets: redis-py 7+ maintenance notifications
+    off. With them on ("auto", its default) the pool hands out an idle connection the
+    server has closed without checking it, and sends ``CLIENT MAINT_NOTIFICATIONS`` on
+    every new connection (an error reply on Redis before 8)."""
+    try:
+        from redis.maint_notifications import MaintNotificationsConfig
+    except ImportError:  # redis-py before 7: no such thing
+        return {}
+    return {"maint_notifications_config": MaintNotificationsConfig(enabled=False)}
 
 
 @functools.cache

@@ -117,7 +117,7 @@ async def _listen_with_hiredis(
         return False
     connection = await client.connection_pool.get_connection()
     try:
-        taken = _take_over(
+        taken = await _take_over(
             connection, lambda reader, before: _Messages(reader, before, on_subscribed, on_message)
         )
         if taken is None:
@@ -269,7 +269,7 @@ class ScriptLine:
         connection = await self._client.connection_pool.get_connection()
         self._connection = connection
         self._timeout = connection.socket_timeout
-        taken = _take_over(connection, _Replies) if self.own_reader else None
+        taken = await _take_over(connection, _Replies) if self.own_reader else None
         if taken is not None:
             self._transport, self._replies = taken
         return connection
@@ -279,7 +279,7 @@ class ScriptLine:
         if replies is None:  # the connection's own methods
             await connection.send_packed_command(connection.pack_command(*parts))
             return await connection.read_response()
-        if replies.lost:  # closed since the last call (killed, server restarted)
+        if replies.lost or self._transport.is_closing():  # killed, server restarted
             raise _connection_error("the connection was closed")
         loop = asyncio.get_running_loop()
         future = loop.create_future()
@@ -352,19 +352,35 @@ def pack(parts: tuple[Any, ...]) -> bytes:
 P = TypeVar("P", bound=asyncio.BaseProtocol)
 
 
-def _take_over(
+async def _take_over(
     connection: Any, make: Callable[[Any, asyncio.BaseProtocol], P]
 ) -> tuple[Any, P] | None:
     """Put ``make(hiredis reader, redis-py's protocol)`` on ``connection``'s transport, so
     replies reach it instead of redis-py's stream; return (transport, protocol), or None
-    without hiredis or a reachable transport (the connection is left as it was)."""
+    without hiredis or a reachable transport (the connection is left as it was).
+
+    A pooled connection that the server closed while it sat idle (a restart) is made
+    again first: its closed transport would take writes and drop them, unanswered."""
     reader = _hiredis_reader()
-    transport = getattr(getattr(connection, "_writer", None), "transport", None)
-    if reader is None or transport is None or not hasattr(transport, "set_protocol"):
+    if reader is None or _transport(connection) is None:
+        return None
+    stream = connection._reader
+    if _transport(connection).is_closing() or stream.at_eof() or getattr(stream, "_buffer", b""):
+        await connection.disconnect()
+        await connection.connect()
+    transport = _transport(connection)
+    if transport is None:
         return None
     protocol = make(reader, transport.get_protocol())
     transport.set_protocol(protocol)
     return transport, protocol
+
+
+def _transport(connection: Any) -> Any:
+    """The asyncio transport under a redis-py connection (None if it has none, or one
+    that cannot take another protocol)."""
+    transport = getattr(getattr(connection, "_writer", None), "transport", None)
+    return transport if hasattr(transport, "set_protocol") else None
 
 
 def _hiredis_reader() -> Any:

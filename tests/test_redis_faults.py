@@ -57,12 +57,16 @@ async def test_tls_url_with_a_trusted_ca_and_a_clear_error_without(server: Redis
     assert "add ?ssl_ca_certs=" in message  # says what to do
 
 
-async def test_a_restart_mid_run_loses_no_task(server: RedisServer) -> None:
+async def test_a_restart_mid_run_loses_no_task_and_runs_none_twice(server: RedisServer) -> None:
+    """Redis stops (its data kept) and starts again while a worker runs 200 tasks under
+    a one-second lease: every task succeeds, once."""
     url = f"redis://alice:wonderland-pw@127.0.0.1:{server.port}/0"
     app = redis_app.make_app("restart", url, SECRET)
+    app.task(max_retries=0)(tally)
     app.io_executor.broker.lease = 1.0  # type: ignore[union-attr]
+    RUNS.clear()
     await app.start()
-    ids = await app.starmap("nap", [(i, 0.02) for i in range(200)])
+    ids = await app.starmap("tally", [(i,) for i in range(200)])
     while len(await app.list_results(status="success")) < 40:  # mid-run
         await asyncio.sleep(0.02)
     server.stop()
@@ -73,6 +77,9 @@ async def test_a_restart_mid_run_loses_no_task(server: RedisServer) -> None:
     failed = [(r.task_id, r.error) for r in records if r.status is not TaskStatus.SUCCESS]
     assert [r.result for r in records] == list(range(200)), failed[:3]
     assert {r.status for r in records} == {TaskStatus.SUCCESS}
+    # one worker process: the tasks it held or had finished while Redis was away (their
+    # leases lapsed) are not run again when its takes find them
+    assert [RUNS[f"tally:{i}"] for i in range(200)] == [1] * 200
 
 
 def fault_app(
@@ -191,6 +198,37 @@ async def test_writes_survive_a_script_flush_and_killed_connections(
     assert took < 1.0  # reconnected at once, not after the retry backoff's first sleep
 
 
+@pytest.mark.parametrize("own_reader", [True, False], ids=["hiredis-line", "redis-py-methods"])
+async def test_a_line_never_writes_into_a_connection_the_server_closed(
+    server: RedisServer, own_reader: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A connection that sat idle in the pool while the server closed it (a restart, a
+    CLIENT KILL) is made again before a script line takes it over. Before, redis-py 8's
+    pool handed it out unchecked and the line's writes went into a closed transport,
+    unanswered until ``socket_timeout``: after a Redis restart, every result write stalled
+    that long, the finished tasks' leases lapsed meanwhile and they ran again and again."""
+    import redis.asyncio as aioredis
+
+    from flowrra.redis_client import connect
+    from flowrra.redis_wire import ScriptLine
+
+    monkeypatch.setattr(ScriptLine, "own_reader", own_reader)
+    client = connect(server.url(), max_connections=4, socket_timeout=60.0)
+    admin = aioredis.from_url(f"redis://127.0.0.1:{server.port}/0")
+    try:
+        await client.ping()  # its connection now waits in the pool
+        (idle,) = client.connection_pool._available_connections
+        assert await admin.client_kill_filter(_type="normal", skipme=True) >= 1
+        while not idle._reader.at_eof():  # this process has seen the server close it
+            await asyncio.sleep(0.01)
+        line = ScriptLine(client, "return ARGV[1]")
+        reply = await asyncio.wait_for(line(["after the kill"]), timeout=10)
+    finally:
+        await client.aclose()
+        await admin.aclose()
+    assert reply == b"after the kill"
+
+
 async def test_the_write_line_counts_toward_max_connections(server: RedisServer) -> None:
     """The backend's write line is a connection of its pool: with max_connections=2, 500
     concurrent submits and waits still use at most two connections, and all succeed."""
@@ -269,3 +307,61 @@ async def test_waits_and_wake_ups_come_back_after_subscriptions_are_killed(
         await admin.aclose()
     assert (first.result, second.result) == (1, 2)
     assert killed >= 2  # the broker's and the backend's of each app that listens
+
+
+GATES: dict[str, asyncio.Event] = {}
+RUNS: dict[str, int] = {}
+
+
+async def tally(i: int) -> int:
+    """Counts its runs for ``i``; returns ``i`` after a short nap."""
+    RUNS[f"tally:{i}"] = RUNS.get(f"tally:{i}", 0) + 1
+    await asyncio.sleep(0.02)
+    return i
+
+
+async def gated(key: str) -> str:
+    """Counts its runs under ``key`` and returns once ``GATES[key]`` is set."""
+    RUNS[key] = RUNS.get(key, 0) + 1
+    await GATES[key].wait()
+    return key
+
+
+async def test_a_task_whose_lease_lapses_while_it_runs_here_runs_once(
+    server: RedisServer,
+) -> None:
+    """Redis away for longer than the lease (a restart, a partition) lets the lease of a
+    task lapse while its worker still runs it; the worker's next take leases it again.
+    That worker must not start it a second time, nor, after five such lapses, fail it as
+    undeliverable while it still runs. Before, a worker ran it once per lapse and then
+    failed it: after a Redis restart, tasks ran five times and some ended FAILED."""
+    import redis.asyncio as aioredis
+
+    app = fault_app(server, prefix="lapse")
+    app.task(max_retries=0)(gated)
+    GATES["lapse"] = asyncio.Event()
+    RUNS.clear()
+    broker = app.io_executor.broker
+    inflight, deliveries = broker.keys["inflight"], broker.keys["deliveries"]  # type: ignore[union-attr]
+    admin = aioredis.from_url(f"redis://127.0.0.1:{server.port}/0")
+    await app.start()
+    try:
+        task_id = await app.submit("gated", "lapse")
+        while RUNS.get("lapse", 0) == 0:
+            await asyncio.sleep(0.01)
+        (member,) = await admin.zrange(inflight, 0, -1)
+        for lapse in range(1, 6):  # the lease lapses, the worker's next take finds it
+            while int(await admin.hget(deliveries, task_id) or 0) < lapse:
+                if await admin.zscore(inflight, member) is None:
+                    break  # no longer leased: ended (as undeliverable, before the fix)
+                await admin.zadd(inflight, {member: 0}, xx=True)
+                await admin.publish(broker.channel, 1)  # type: ignore[union-attr]
+                await asyncio.sleep(0.02)
+        GATES["lapse"].set()
+        record = await app.wait_for_result(task_id, timeout=10)
+        left = await admin.zrange(inflight, 0, -1), await admin.hlen(deliveries)
+    finally:
+        await app.stop()
+        await admin.aclose()
+    assert (record.status, record.result, RUNS["lapse"]) == (TaskStatus.SUCCESS, "lapse", 1)
+    assert left == ([], 0)  # acknowledged: nothing of it is left leased or counted

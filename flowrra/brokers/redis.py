@@ -51,6 +51,7 @@ from flowrra.redis_client import (
     LUA_ROWS,
     connect,
     pack_batch,
+    pool_options,
     redacted,
     retrying,
     unreachable,
@@ -650,7 +651,7 @@ class RedisBroker(BaseBroker):
             import redis
 
             self._sync_client = redis.Redis.from_url(
-                self.url, socket_timeout=5.0, socket_connect_timeout=5.0
+                self.url, socket_timeout=5.0, socket_connect_timeout=5.0, **pool_options()
             )
             self._sync_heartbeat = self._sync_client.register_script(_HEARTBEAT)
         return self._sync_client

@@ -81,6 +81,8 @@ class RemoteQueue:
             backend if isinstance(backend, RedisBackend) and backend.link(broker) else None
         )
         self.taken: dict[str, TakenTask] = {}
+        # finished here, acknowledgement not yet in Redis: their leases are still renewed
+        self.acking: dict[str, TakenTask] = {}
         self.shipped: dict[str, TaskSpec] = {}  # task id -> spec of a shipped function
         # function -> (digest or None, set once the function is stored in Redis)
         self._digests: dict[Any, tuple[str | None, asyncio.Event | None]] = {}
@@ -331,9 +333,13 @@ class RemoteQueue:
         }
 
     def _members(self) -> list[str]:
-        for _ in range(5):  # the loop may change the dict meanwhile: read it again
+        """The leases to renew: tasks held here, and those finished here whose
+        acknowledgement is still on its way (a write that rides out an outage must not
+        let the lease lapse meanwhile, or the task runs again)."""
+        for _ in range(5):  # the loop may change the dicts meanwhile: read them again
             with contextlib.suppress(RuntimeError):
-                return [f"{t.task.priority}:{t.task.id}" for t in list(self.taken.values())]
+                held = list(self.taken.values()) + list(self.acking.values())
+                return [f"{t.task.priority}:{t.task.id}" for t in held]
         return []
 
     def _running_task(self, loop: asyncio.AbstractEventLoop) -> str:
@@ -371,6 +377,11 @@ class RemoteQueue:
 
     async def _receive(self, taken: Any) -> None:
         for item in taken.tasks:
+            if item.task.id in self.taken or item.task.id in self.acking:
+                # its lease lapsed while this process held it (Redis was away longer
+                # than the lease) and this take leased it again: it runs, or ran, here
+                logger.info("Task %s is still held here: not run twice", item.task.id)
+                continue
             try:
                 await self._admit(item)
             except Exception as exc:  # e.g. a shipped function that cannot be loaded
@@ -469,14 +480,18 @@ class RemoteQueue:
         else:
             await self.executor._save(record)
         self._release(record.task_id)
-        if item is None or backend is not None:
+        if item is None:
+            return
+        if backend is not None:
+            self._acking_until(item, backend.written(record.task_id))
             return
         written = getattr(self.executor.results, "written", None)
         future = written(record.task_id) if written is not None else None
         if future is None:
-            self._acks.add_nowait(item.task)
+            self._acking_until(item, self._acks.add_nowait(item.task))
         else:  # acknowledged only once the result is stored; else the lease lapses
-            future.add_done_callback(lambda f: self._ack_if_stored(f, item.task))
+            self.acking[record.task_id] = item
+            future.add_done_callback(lambda f: self._ack_if_stored(f, item))
 
     def settle_later(self, record: TaskResult, settle: Coroutine[Any, Any, None]) -> None:
         """Finish a workflow's step (``settle``: its ``_finish``) in a task of its own: the
@@ -503,9 +518,24 @@ class RemoteQueue:
         if item is not None:
             logger.info("Finished %s[%s]", item.task.name, task_id)
 
-    def _ack_if_stored(self, written: asyncio.Future[None], task: Task) -> None:
+    def _ack_if_stored(self, written: asyncio.Future[None], item: TakenTask) -> None:
         if not written.cancelled() and written.exception() is None:
-            self._acks.add_nowait(task)
+            self._acking_until(item, self._acks.add_nowait(item.task))
+        else:
+            self._acked(item)
+
+    def _acking_until(self, item: TakenTask, ack: asyncio.Future[Any] | None) -> None:
+        """Keep renewing ``item``'s lease until ``ack`` (the write that acknowledges it)
+        is done; if that write fails, the lease lapses and the task runs again."""
+        if ack is None or ack.done():
+            self._acked(item)
+            return
+        self.acking[item.task.id] = item
+        ack.add_done_callback(lambda _f: self._acked(item))
+
+    def _acked(self, item: TakenTask) -> None:
+        if self.acking.get(item.task.id) is item:
+            del self.acking[item.task.id]
 
     async def retry(self, task: Task, delay: float) -> None:
         """Send a failed task back to the broker to run again after ``delay`` seconds."""
