@@ -317,6 +317,17 @@ class Task:
         )  # fmt: skip
 
 
+def pending_record(task: Task, submitted_at: float | None) -> TaskResult:
+    """The record of ``task`` as submitted (PENDING), ``submitted_at`` a timestamp: what
+    a worker holds for a task it took, and what a Redis record that shares its task's
+    queue payload reads as."""
+    return TaskResult(
+        task.id, TaskStatus.PENDING, task.name, None, None, _from_stamp(submitted_at), None,
+        None, task.current_retry, task.args, task.kwargs, task.priority,
+        workflow_id=task.workflow_id, workflow_step=task.workflow_step,
+    )  # fmt: skip
+
+
 class StepTag(NamedTuple):
     """The identity a workflow gives one of its steps before it is submitted: the task
     id chosen in advance, the workflow's id and the step's place in it (``"1.3"``)."""

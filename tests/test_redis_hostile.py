@@ -137,6 +137,40 @@ async def test_a_record_copied_onto_another_id_is_refused(prefix: str) -> None:
         assert await backend.client.llen(f"{backend.prefix}:dead") >= 1
 
 
+async def test_a_submitted_record_is_its_payload_and_cannot_move_either(prefix: str) -> None:
+    """A task's fresh record and its queue payload are one signed blob, written once
+    (one pickle of the arguments per submit): read as the record, it is the PENDING
+    record with everything submitted. Copied onto another task, as its record or as its
+    payload, it is refused: the signature binds it to its own id."""
+    app = app_for(prefix)
+    await app.start(workers=False)
+    try:
+        first = await app.apply("nap", (1,), {"seconds": 0.5}, priority=3)
+        second = await app.submit("nap", 2)
+        backend, broker = app.results_backend, app.io_executor.broker
+        blob = await backend.client.get(f"{backend.prefix}:result:{first}")
+        payload = await broker.client.hget(broker.keys["payloads"], first)  # type: ignore[union-attr]
+        record = await app.get_result(first)
+        listed = {r.task_id: r for r in await app.list_results(status="pending")}
+        await backend.client.set(f"{backend.prefix}:result:{second}", blob)
+        with pytest.raises(SignatureError, match="failed its signature check"):
+            await app.get_result(second)
+        await broker.client.hset(broker.keys["payloads"], second, blob)  # type: ignore[union-attr]
+    finally:
+        await app.stop()
+    assert blob == payload
+    assert record is not None and listed[first] == record
+    assert (record.status, record.task_name, record.args, record.kwargs, record.priority) == (
+        TaskStatus.PENDING, "nap", (1,), {"seconds": 0.5}, 3,
+    )  # fmt: skip
+    assert record.submitted_at is not None and record.started_at is None
+    worker = app_for(prefix)  # the swapped payload is dead-lettered, never run
+    async with worker:
+        ended = await worker.wait_for_result(first, timeout=10)
+        dead = await worker.io_executor.broker.client.llen(broker.keys["dead"])  # type: ignore[union-attr]
+    assert ended.result == 1 and dead >= 1
+
+
 async def test_a_worker_with_another_secret_fails_the_task_within_seconds(prefix: str) -> None:
     submitter = app_for(prefix)
     await submitter.start(workers=False)

@@ -57,7 +57,7 @@ from flowrra.redis_client import (
 )
 from flowrra.redis_wire import ScriptLine, subscribe
 from flowrra.serialization import Signer, signer_for
-from flowrra.task import TaskResult, TaskStatus
+from flowrra.task import Task, TaskResult, TaskStatus, pending_record
 
 __all__ = ["RedisBackend"]
 
@@ -195,7 +195,19 @@ _WRITE = (
 local p, qdb, home = ARGV[1], ARGV[4], ARGV[5]
 local m = cjson.decode(ARGV[6])
 local pos = fill(m.r, ARGV[7], 1)
-for _, g in ipairs(m.q) do pos = fill(g[2], ARGV[7], pos) end
+local shared
+for _, g in ipairs(m.q) do
+  pos = fill(g[2], ARGV[7], pos)
+  for _, r in ipairs(g[2]) do
+    if r[4] == '' then  -- the payload is the blob of the task's fresh record
+      if not shared then
+        shared = {}
+        for _, x in ipairs(m.r) do shared[x[1]] = x[6] end
+      end
+      r[4] = shared[r[1]] or error('no record for queued task ' .. r[1])
+    end
+  end
+end
 local refused = m.u and claim_uniques(p, m) or {}
 if #m.r > 0 then
   store(p, ARGV[2], ARGV[3], m.r, #m.q > 0, tonumber(ARGV[9]))
@@ -448,6 +460,38 @@ class RedisBackend(BaseResultBackend):
         return [entry(record) for record in records]
 
     @staticmethod
+    def submitted(
+        broker: RedisBroker,
+        records: list[TaskResult],
+        rows: list[tuple[list, bytes]],
+        claim: int = 0,
+    ) -> list[tuple[Any, ...]]:
+        """Write items that record and queue new tasks on a linked broker: ``rows``
+        (made by ``broker.rows``, one per record) are queued as :meth:`queue_items` does,
+        and each fresh record is its task's signed payload, sent once and stored in both
+        places (:meth:`_load` reads it as the PENDING record): one pickle, one signature
+        and one copy of the arguments per task instead of two."""
+        items: list[tuple[Any, ...]] = []
+        queued: list[tuple[Any, ...]] = []
+        queue = broker.queue_key
+        for i, (record, (meta, blob)) in enumerate(zip(records, rows, strict=True)):
+            submitted_at = record.submitted_at
+            items.append((
+                "r",
+                [
+                    record.task_id, "pending",
+                    submitted_at.timestamp() if submitted_at is not None else 0.0,
+                    record.task_name or "", 0, [len(blob)], 1,
+                ],
+                blob,
+            ))  # fmt: skip
+            meta = [meta[0], meta[1], meta[2], [0], *meta[4:]]
+            if i < claim:
+                meta.append(broker.lease)
+            queued.append(("q", queue, meta, b""))
+        return items + queued
+
+    @staticmethod
     def queue_items(
         broker: RedisBroker, rows: list[tuple[list, bytes]], claim: int = 0
     ) -> list[tuple[Any, ...]]:
@@ -464,16 +508,6 @@ class RedisBackend(BaseResultBackend):
                 row = [*row, broker.lease]
             items.append(("q", queue, row, blob))
         return items
-
-    @staticmethod
-    def queue_item(
-        broker: RedisBroker, row: tuple[list, bytes], claim: bool = False
-    ) -> tuple[Any, ...]:
-        """The write item that queues one row (see :meth:`queue_items`)."""
-        meta, blob = row
-        if claim:
-            meta.append(broker.lease)
-        return ("q", broker.queue_key, meta, blob)
 
     @staticmethod
     def ack_item(broker: RedisBroker, priority: int, task_id: str) -> tuple[Any, ...]:
@@ -551,8 +585,12 @@ class RedisBackend(BaseResultBackend):
 
     # ------------------------------------------------------------------ reads
     def _load(self, task_id: str, blob: bytes) -> TaskResult:
-        """Verify and load the record blob of ``task_id``."""
-        return self._signer().loads(blob, task_id.encode())
+        """Verify and load the record blob of ``task_id`` (a task's payload, for a record
+        written by :meth:`submitted`, is read as its PENDING record)."""
+        value = self._signer().loads(blob, task_id.encode())
+        if type(value) is tuple and len(value) == 3 and isinstance(value[0], Task):
+            return pending_record(value[0], value[1])
+        return value
 
     async def get(self, task_id: str) -> TaskResult | None:
         """The record of ``task_id``, or None.

@@ -39,7 +39,7 @@ from flowrra.limits import override_limits
 from flowrra.redis_client import Batcher
 from flowrra.registry import TaskSpec
 from flowrra.serialization import dumps_function, loads
-from flowrra.task import Task, TaskResult, TaskStatus, _from_stamp, _stamp, new_task_id
+from flowrra.task import Task, TaskResult, TaskStatus, _stamp, new_task_id, pending_record
 
 if TYPE_CHECKING:
     from flowrra.executors.base import BaseTaskExecutor, SubmitOptions
@@ -150,9 +150,7 @@ class RemoteQueue:
         claim = self._claimable(1)
         try:
             row = self.broker.row(task, item.submitted_at, item.function, 0.0)
-            sent = backend.send(
-                (backend._entry(record), backend.queue_item(self.broker, row, claim > 0))
-            )
+            sent = backend.send(backend.submitted(self.broker, [record], [row], claim))
             try:
                 claimed = await sent
             except BackendError as exc:  # the one write that records and queues
@@ -264,8 +262,7 @@ class RemoteQueue:
         ``claim`` rows may be leased to this process at once (the future gives their ids)."""
         backend = self.linked
         if backend is not None:
-            queued = backend.queue_items(self.broker, rows, claim)
-            return backend.send(backend.entries(records) + queued)
+            return backend.send(backend.submitted(self.broker, records, rows, claim))
         entries = getattr(self.executor.results, "entries", None)
         # pickled now, so an argument that cannot be is refused before anything is sent
         made = entries(records) if entries is not None else None
@@ -400,11 +397,7 @@ class RemoteQueue:
     def _hold(self, item: TakenTask) -> TaskResult:
         """Hold a taken task here: its record joins the executor's active ones."""
         task = item.task
-        record = TaskResult(
-            task.id, TaskStatus.PENDING, task.name, None, None, _from_stamp(item.submitted_at),
-            None, None, task.current_retry, task.args, task.kwargs, task.priority,
-            workflow_id=task.workflow_id, workflow_step=task.workflow_step,
-        )  # fmt: skip
+        record = pending_record(task, item.submitted_at)
         self.executor._active[task.id] = record
         self.taken[task.id] = item
         return record
