@@ -136,24 +136,48 @@ def test_failed_and_cancelled_handles_raise(shell: InteractiveShell) -> None:
 
 
 class CtrlC:
-    """Presses Ctrl-C (SIGINT to this process) every 0.3 s until stopped: a single
-    signal can be swallowed when it lands inside a garbage-collector callback."""
+    """Presses Ctrl-C (SIGINT to this process) until one has interrupted the block.
+
+    One KeyboardInterrupt is raised per block: a press that lands after it (a slow
+    machine between the interrupt and the end of the block) is ignored, so it cannot
+    interrupt pytest itself. A KeyboardInterrupt swallowed where Python cannot raise
+    (a garbage-collector callback reports it to ``sys.unraisablehook``) is pressed again
+    0.3 s later."""
 
     def __init__(self) -> None:
         self._stop = threading.Event()
+        self._fired = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
+        self._previous: Any = None
+        self._unraisable: Any = None
 
     def _run(self) -> None:
         while not self._stop.wait(0.3):
-            os.kill(os.getpid(), signal.SIGINT)
+            if not self._fired.is_set():
+                os.kill(os.getpid(), signal.SIGINT)
+
+    def _press(self, signum: int, frame: object) -> None:
+        if not self._fired.is_set():
+            self._fired.set()
+            raise KeyboardInterrupt
+
+    def _swallowed(self, unraisable: Any) -> None:
+        if isinstance(unraisable.exc_value, KeyboardInterrupt):
+            self._fired.clear()  # it did not reach the block: press again
+        else:
+            self._unraisable(unraisable)
 
     def __enter__(self) -> CtrlC:
+        self._previous = signal.signal(signal.SIGINT, self._press)
+        self._unraisable, sys.unraisablehook = sys.unraisablehook, self._swallowed
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+        signal.signal(signal.SIGINT, self._previous)
+        sys.unraisablehook = self._unraisable
 
 
 def test_wait_timeout_and_ctrl_c_stop_the_wait_not_the_task(shell: InteractiveShell) -> None:
