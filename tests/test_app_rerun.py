@@ -13,7 +13,7 @@ import os, time, weakref, psutil
 kernel = psutil.Process(os.getpid())
 earlier = []
 
-def settle(expected, timeout=10.0):
+def settle(expected, timeout=30.0):
     deadline = time.monotonic() + timeout
     while len(kernel.children(recursive=True)) != expected and time.monotonic() < deadline:
         psutil.wait_procs(kernel.children(), timeout=0.05)
