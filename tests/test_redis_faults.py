@@ -365,3 +365,29 @@ async def test_a_task_whose_lease_lapses_while_it_runs_here_runs_once(
         await admin.aclose()
     assert (record.status, record.result, RUNS["lapse"]) == (TaskStatus.SUCCESS, "lapse", 1)
     assert left == ([], 0)  # acknowledged: nothing of it is left leased or counted
+
+
+async def test_a_busy_loop_outside_task_bodies_is_not_blamed_on_a_task(
+    server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The loop of a process with workers blocked by code that is no task's (here the
+    test itself; in a notebook, a gather of thousands of submits) is logged at INFO
+    without advice meant for task bodies; before, a warning blamed the tasks held."""
+    app = fault_app(server, prefix="busy")
+    app.task(max_retries=0)(gated)
+    GATES["busy"] = asyncio.Event()
+    await app.start()
+    try:
+        task_id = await app.submit("gated", "busy")  # held, waiting: not blocking
+        while RUNS.get("busy", 0) == 0:
+            await asyncio.sleep(0.01)
+        with caplog.at_level("INFO", logger="flowrra.worker"):
+            time.sleep(2.0)  # blocks the loop, outside any task's body
+            await asyncio.sleep(0)
+        GATES["busy"].set()
+        await app.wait_for_result(task_id, timeout=10)
+    finally:
+        await app.stop()
+    lines = [(r.levelname, r.getMessage()) for r in caplog.records if "loop" in r.getMessage()]
+    assert any(level == "INFO" and "outside any task's body" in m for level, m in lines), lines
+    assert not any("must await" in m for _, m in lines), lines

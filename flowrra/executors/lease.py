@@ -31,8 +31,9 @@ class LeaseKeeper:
     """Renews leases every ``lease / 3`` seconds and watches the loop, from a thread.
 
     ``members`` returns the ``priority:id`` members held now (called from the thread);
-    ``renew`` sends them to Redis (blocking); ``running`` names the task in the loop's
-    body when it blocks.
+    ``renew`` sends them to Redis (blocking); ``running`` names the task whose body the
+    loop is in when it blocks (None when the loop is elsewhere: the code that blocks is
+    not a task's, e.g. a gather of thousands of submits, and is only logged at INFO).
     """
 
     def __init__(
@@ -41,7 +42,7 @@ class LeaseKeeper:
         lease: float,
         members: Callable[[], list[str]],
         renew: Callable[[list[str]], None],
-        running: Callable[[asyncio.AbstractEventLoop], str],
+        running: Callable[[asyncio.AbstractEventLoop], str | None],
         presence: Callable[[], None] | None = None,
         leave: Callable[[], None] | None = None,
     ) -> None:
@@ -123,10 +124,18 @@ class LeaseKeeper:
         if self._warned or self._loop is None:
             return
         self._warned = True
+        task = self._running(self._loop)
+        if task is None:
+            logger.info(
+                "The event loop has been busy for %.1fs outside any task's body (a large "
+                "gather of submits, a slow callback); leases are renewed meanwhile.",
+                blocked,
+            )
+            return
         logger.warning(
             "%s has blocked the event loop for %.1fs: an async task must await, not block "
             "(use cpu_bound=True or asyncio.to_thread for blocking work). Its lease is "
             "renewed meanwhile, so it is not run again elsewhere.",
-            self._running(self._loop),
+            task,
             blocked,
         )

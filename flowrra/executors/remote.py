@@ -339,13 +339,16 @@ class RemoteQueue:
                 return [f"{t.task.priority}:{t.task.id}" for t in held]
         return []
 
-    def _running_task(self, loop: asyncio.AbstractEventLoop) -> str:
+    def _running_task(self, loop: asyncio.AbstractEventLoop) -> str | None:
+        """The task whose body the loop is in now (None: the loop is elsewhere)."""
         running = asyncio.current_task(loop)
+        if running is None:
+            return None
         for task_id, body in list(self.executor._in_body.items()):
-            if body is running and task_id in self.taken:
-                return f"Task {self.taken[task_id].task.name}[{task_id}]"
-        names = [f"{t.task.name}[{i}]" for i, t in list(self.taken.items())[:5]]
-        return "One of the tasks " + ", ".join(names) if names else "Something on the loop"
+            if body is running:
+                record = self.executor._active.get(task_id)
+                return f"Task {record.task_name if record else ''}[{task_id}]"
+        return None
 
     async def _feed(self) -> None:
         delay = 0.05
