@@ -544,6 +544,8 @@ class Flowrra:
         record = await self._backend.get(task_id)
         if record is None or record.status is not TaskStatus.RUNNING:
             return False
+        for executor in (self._io_executor, self._cpu_executor):  # should its worker die
+            await executor._remote.mark_cancelled(task_id)  # type: ignore[union-attr]
         await self._backend.request_cancel(task_id)  # the worker running it stops it
         record = await self._backend.wait_for(task_id, None)
         return record.status is TaskStatus.CANCELLED

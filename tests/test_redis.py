@@ -264,6 +264,34 @@ async def test_cancel_a_task_running_in_another_app(prefix: str) -> None:
         await submitter.stop()
 
 
+async def test_a_cancel_outlives_the_worker_that_ran_the_task(prefix: str) -> None:
+    """A cancel asked while the worker running the task is dead (kill -9) reaches no
+    one; once the task's lease lapses, the worker that takes it again ends it CANCELLED
+    without running it, and cancel() returns True. Before, the task ran again to its end
+    and cancel() returned False."""
+    submitter = app_for(prefix)
+    started = asyncio.Event()
+    submitter.events.subscribe(lambda e: started.set() if e["type"] == "task.started" else None)
+    await submitter.start(workers=False)
+    first = start_worker(prefix, "--lease", "1", "--io-workers", "1")
+    second = None
+    try:
+        task_id = await submitter.submit("nap", 3, 8.0)
+        await started.wait()
+        first.kill()  # kill -9: the task stays leased to a dead worker
+        first.communicate(timeout=30)
+        cancelling = asyncio.ensure_future(submitter.cancel(task_id))
+        second = start_worker(prefix, "--lease", "1", "--io-workers", "1")
+        cancelled = await asyncio.wait_for(cancelling, timeout=30)
+        record = await submitter.get_result(task_id)
+    finally:
+        if second is not None:
+            stop_worker(second)
+        await submitter.stop()
+    assert cancelled is True
+    assert record is not None and record.status is TaskStatus.CANCELLED, record
+
+
 async def test_bulk_submit_in_chunks_keeps_fifo_and_records(prefix: str) -> None:
     # more than one chunk (2,000) and a partial one: order across chunks is kept
     submitter = app_for(prefix)

@@ -18,6 +18,9 @@ how each is bounded:
   blocking command per task;
 - ``{q}:dead`` list of payloads and members that could not be trusted or read (at most
   :data:`DEAD_LETTER_CAP`, the newest kept);
+- ``{q}:cancel:{id}`` a cancel asked for a task that was running: a worker that takes
+  the task again (its lease lapsed: the worker that ran it died) ends it CANCELLED
+  instead of running it; expires after a day;
 - ``{q}:functions`` hash digest -> signed function, for functions shipped by value: one
   entry per distinct function definition;
 - ``{q}:seq`` the arrival counter;
@@ -144,7 +147,8 @@ _ACK = LUA_NOW + LUA_ROWS + LUA_QUEUE + "ack(ARGV[1], cjson.decode(ARGV[2])) ret
 
 # ARGV: q, lease, count, max_deliveries, dead-letter cap. Returns
 # {taken (id, priority, blob, poisoned) x n, missing ids, malformed members,
-#  next delayed due, next lease deadline, now}.
+#  next delayed due, next lease deadline, now}; poisoned is the deliveries of a task
+# delivered too often, -1 for a task re-delivered after a cancel was asked, else 0.
 _TAKE = (
     LUA_NOW
     + LUA_LIMITS_RELEASE
@@ -201,8 +205,10 @@ for i = 1, #popped, 2 do
   elseif blob then
     redis.call('ZADD', INF, now + lease, pr .. ':' .. id)
     local lapsed = tonumber(redis.call('HGET', DLV, id) or '0') or 0
+    local flag = (lapsed >= maxd) and (lapsed + 1) or 0
+    if lapsed > 0 and redis.call('EXISTS', q .. ':cancel:' .. id) == 1 then flag = -1 end
     out[#out + 1] = id; out[#out + 1] = pr; out[#out + 1] = blob
-    out[#out + 1] = (lapsed >= maxd) and (lapsed + 1) or 0
+    out[#out + 1] = flag
   elseif blob == false then
     missing[#missing + 1] = id
   end
@@ -551,6 +557,12 @@ class RedisBroker(BaseBroker):
             await pipe.execute()
 
         await self.call("dead-letter", move)
+
+    async def mark_cancelled(self, task_id: str) -> None:
+        """Note that a cancel was asked for ``task_id`` while it ran: should its worker
+        die, the worker that takes it again ends it CANCELLED without running it."""
+        key = f"{self.queue_key}:cancel:{task_id}"
+        await self.call("cancel", lambda: self.client.set(key, 1, ex=86400))
 
     async def is_queued(self, task_id: str) -> bool:
         """True while ``task_id`` has a payload here (waiting, delayed or running)."""

@@ -408,6 +408,11 @@ class RemoteQueue:
     async def _admit(self, item: TakenTask) -> None:
         task = item.task
         executor = self.executor
+        if item.deliveries == -1:  # its worker died after a cancel was asked
+            record = self._hold(item)
+            message = "Task was cancelled (its worker stopped before it could stop the task)"
+            await executor._finish(record, TaskStatus.CANCELLED, message=message)
+            return
         if item.deliveries:
             record = self._hold(item)
             message = (
@@ -541,6 +546,11 @@ class RemoteQueue:
         self._room.set()
         if item is not None:
             await self.broker.retry(task, item.submitted_at, item.function, time.time() + delay)
+
+    async def mark_cancelled(self, task_id: str) -> None:
+        """Note in the broker that a cancel was asked for ``task_id`` while it ran (see
+        :meth:`RedisBroker.mark_cancelled`)."""
+        await self.broker.mark_cancelled(task_id)
 
     async def cancel_queued(self, task_id: str) -> bool:
         """Cancel a task still waiting in the broker; True if it was there."""
