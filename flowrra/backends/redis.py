@@ -5,7 +5,9 @@ each is bounded:
 
 - ``{p}:result:{id}``: the record, pickled and signed (HMAC-SHA256 over the record and
   its task id, so a record copied onto another id does not verify); finished records
-  expire after ``ttl`` seconds when one is set (``ttl=None``, the default, keeps them);
+  expire after ``ttl`` seconds when one is set (``ttl=None``, the default, keeps them).
+  A task submitted with its queue on the same server starts with its signed payload
+  here (the same bytes, written once), read as its PENDING record;
 - ``{p}:results`` and ``{p}:status:{status}``, ``{p}:name:{task_name}``: sorted sets by
   submission time, so listing by status or task name reads an index, not the keyspace;
   ``{p}:names`` the task names that have an index;
