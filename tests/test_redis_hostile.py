@@ -105,8 +105,8 @@ async def test_a_function_copied_onto_another_digest_is_refused(prefix: str) -> 
     functions = submitter.io_executor.broker.keys["functions"]
     client = submitter.io_executor.broker.client
     # someone with write access but no secret copies shout's signed blob onto greet
-    shout_blob = await client.hget(functions, remote._digests[shout][0])
-    await client.hset(functions, remote._digests[greet][0], shout_blob)
+    shout_blob = await client.hget(functions, remote.submits._digests[shout][0])
+    await client.hset(functions, remote.submits._digests[greet][0], shout_blob)
     worker = app_for(prefix)  # another app: it has no function loaded yet
     async with worker:
         shouted = await submitter.wait_for_result(shout_id, timeout=10)
@@ -115,7 +115,7 @@ async def test_a_function_copied_onto_another_digest_is_refused(prefix: str) -> 
     assert shouted.result == "HEY, bob"
     assert greeted.status is TaskStatus.FAILED and greeted.result is None
     assert greeted.error_type == "SignatureError"
-    assert await client.hget(functions, remote._digests[greet][0]) is None  # set aside
+    assert await client.hget(functions, remote.submits._digests[greet][0]) is None  # set aside
     assert await client.llen(submitter.io_executor.broker.keys["dead"]) == 1
     await worker.io_executor.broker.close()
 

@@ -342,7 +342,7 @@ class BaseTaskExecutor(ABC):
         if self._remote is not None:
             if not self._running:
                 raise ExecutorNotRunningError()
-            return await self._remote.submit_one(spec, args, kwargs, priority)
+            return await self._remote.submits.submit_one(spec, args, kwargs, priority)
         task = self.enqueue(spec, args, kwargs, priority)
         if task is None:
             task = await self._prepare_stored(spec, args, kwargs, priority, None)
@@ -369,7 +369,9 @@ class BaseTaskExecutor(ABC):
         if not self._running:
             raise ExecutorNotRunningError()
         if self._remote is not None:
-            ids = await self._remote.submit(spec, [(args, kwargs)], options.priority, options)
+            ids = await self._remote.submits.submit(
+                spec, [(args, kwargs)], options.priority, options
+            )
             return ids[0]
         task = await self._prepare_stored(spec, args, kwargs, options.priority, options)
         delay = options.delay()
@@ -389,7 +391,7 @@ class BaseTaskExecutor(ABC):
             if not self._running:
                 raise ExecutorNotRunningError()
             pairs = [(tuple(args), {}) for args in arg_tuples]
-            return await self._remote.submit(spec, pairs, priority, None)
+            return await self._remote.submits.submit(spec, pairs, priority, None)
         ids: list[str] = []
         enqueue, queue = self.enqueue, self._queue
         for args in arg_tuples:
@@ -409,7 +411,7 @@ class BaseTaskExecutor(ABC):
         in advance (:meth:`SubmitOptions.next_tag`); return the ids in order. An executor
         that is stopping still takes them (a workflow's next steps, while it drains)."""
         if self._remote is not None:
-            return await self._remote.submit(spec, pairs, options.priority, options)
+            return await self._remote.submits.submit(spec, pairs, options.priority, options)
         if not self._running and not self._workers:
             raise ExecutorNotRunningError()
         ids: list[str] = []

@@ -3,11 +3,8 @@
 The executor keeps running tasks exactly as it does in memory; this part decides where
 tasks come from and where they go when they leave:
 
-- submit: a task's PENDING record and its queue entry are written together, in one
-  script, when the result backend lives on the broker's server (else the record first,
-  then the queue entry, and the record is taken back if queueing fails). Concurrent
-  submits are coalesced into one round trip; a function that other processes cannot
-  import (one defined in a notebook cell, a closure, a lambda) is shipped by value, once;
+- submit: :class:`~flowrra.executors.remote_submit.RemoteSubmit` (``self.submits``);
+  tasks it leases to this process at once are handed to the feed (:meth:`run_claimed`);
 - feed: a feeder takes as many tasks as there are free workers, under a lease, and waits
   for a wake-up when there is nothing to take (no polling); a thread renews the leases of
   the tasks held here, so a task that blocks the loop keeps its lease;
@@ -20,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 import os
 import socket
@@ -32,40 +28,20 @@ from typing import TYPE_CHECKING, Any
 from flowrra.backends.redis import RedisBackend
 from flowrra.brokers.redis import RedisBroker, TakenTask
 from flowrra.clock import utcnow
-from flowrra.exceptions import BackendError, BrokerError, FlowrraError
+from flowrra.exceptions import BrokerError, FlowrraError
 from flowrra.executors.lease import BEAT_EVERY, LeaseKeeper
-from flowrra.executors.remote_unique import submit_unique
-from flowrra.limits import override_limits
+from flowrra.executors.remote_submit import RemoteSubmit
 from flowrra.redis_client import Batcher
 from flowrra.registry import TaskSpec
-from flowrra.serialization import dumps_function, loads
-from flowrra.task import Task, TaskResult, TaskStatus, _stamp, new_task_id, pending_record
+from flowrra.serialization import loads
+from flowrra.task import Task, TaskResult, TaskStatus, pending_record
 
 if TYPE_CHECKING:
-    from flowrra.executors.base import BaseTaskExecutor, SubmitOptions
+    from flowrra.executors.base import BaseTaskExecutor
 
-__all__ = ["RemoteQueue", "ships_by_value"]
-
-#: Tasks per chunk of a bulk submit (each chunk is one round trip to Redis).
-_CHUNK = 2000
-_PART = 250
+__all__ = ["RemoteQueue"]
 
 logger = logging.getLogger("flowrra.worker")
-
-
-def ships_by_value(func: Any) -> bool:
-    """True when another process could not import ``func`` by its module and name."""
-    module = getattr(func, "__module__", None)
-    qualname = getattr(func, "__qualname__", None)
-    if not module or not qualname or module == "__main__" or "<" in qualname:
-        return True
-    try:
-        target: Any = importlib.import_module(module)
-        for part in qualname.split("."):
-            target = getattr(target, part)
-    except Exception:
-        return True
-    return target is not func
 
 
 class RemoteQueue:
@@ -84,11 +60,10 @@ class RemoteQueue:
         # finished here, acknowledgement not yet in Redis: their leases are still renewed
         self.acking: dict[str, TakenTask] = {}
         self.shipped: dict[str, TaskSpec] = {}  # task id -> spec of a shipped function
-        # function -> (digest or None, set once the function is stored in Redis)
-        self._digests: dict[Any, tuple[str | None, asyncio.Event | None]] = {}
-        self._functions: dict[str, Any] = {}
+        #: Functions shipped by value, by digest: loaded once per process (this
+        #: process's own are put here as they are when it ships them).
+        self.functions: dict[str, Any] = {}
         self._acks = Batcher(broker.ack)
-        self._pushes = Batcher(self._push, limit=4000)
         self._room = asyncio.Event()
         self._stopping = False
         self._feeder: asyncio.Task[None] | None = None
@@ -96,7 +71,13 @@ class RemoteQueue:
         self._started_at = time.time()
         self._chores: set[asyncio.Task[Any]] = set()
         self._settling: set[asyncio.Future[None]] = set()  # see settle_later
-        self._reserved = 0  # worker slots promised to tasks being submitted here
+        #: The submit side (flowrra.executors.remote_submit).
+        self.submits = RemoteSubmit(self)
+
+    @property
+    def feeding(self) -> bool:
+        """True while the feeder runs (tasks may be leased to this process at submit)."""
+        return self._feeder is not None and not self._stopping
 
     @property
     def holding(self) -> int:
@@ -105,118 +86,8 @@ class RemoteQueue:
         executor = self.executor
         return executor.worker_count * (1 if executor.kind == "cpu" else 16)
 
-    # ---------------------------------------------------------------- submit
-    async def _digest(self, spec: TaskSpec) -> str | None:
-        """The digest a task's function ships under (None: it goes by reference). It is
-        stored in Redis once; concurrent first submits wait for that one write."""
-        func = spec.func
-        known = self._digests.get(func)
-        if known is None:
-            known = self._digests[func] = await self._ship(func)
-        elif known[1] is not None and not known[1].is_set():
-            await known[1].wait()
-            if self._digests.get(func) is not known:  # the write failed: try it here
-                return await self._digest(spec)
-        return known[0]
-
-    async def _ship(self, func: Any) -> tuple[str | None, asyncio.Event | None]:
-        if not ships_by_value(func):
-            return None, None
-        digest, data = dumps_function(func)
-        stored = asyncio.Event()
-        self._digests[func] = (digest, stored)  # seen by submits that come meanwhile
-        try:
-            await self.broker.store_function(digest, data)
-        except BaseException:
-            del self._digests[func]
-            raise
-        finally:
-            stored.set()
-        self._functions[digest] = func  # this process runs its own function as is
-        return digest, stored
-
-    async def submit_one(self, spec: TaskSpec, args: tuple, kwargs: dict, priority: int) -> str:
-        """Record and queue one task with default options; return its id.
-
-        :meth:`submit` for one task, with fewer objects made: thousands of these may be
-        pending at once (``asyncio.gather``), and every object they hold costs the
-        garbage collector."""
-        backend = self.linked
-        known = self._digests.get(spec.func)
-        if backend is None or known is None or (known[1] is not None and not known[1].is_set()):
-            return (await self.submit(spec, [(args, kwargs)], priority, None))[0]
-        task, record = _new_task(spec, args, kwargs, priority, None)
-        item = TakenTask(task, _stamp(record.submitted_at), known[0])
-        claim = self._claimable(1)
-        try:
-            row = self.broker.row(task, item.submitted_at, item.function, 0.0)
-            sent = backend.send(backend.submitted(self.broker, [record], [row], claim))
-            try:
-                claimed = await sent
-            except BackendError as exc:  # the one write that records and queues
-                raise BrokerError(f"Submit failed: {exc}") from exc
-        finally:
-            self._reserved -= claim
-        self.executor.submitted += 1
-        if self.executor.events.has_subscribers:
-            self.executor.events.publish("task.submitted", record)
-        if claimed:
-            await self._run_claimed([item], claimed)
-        return task.id
-
-    async def submit(
-        self,
-        spec: TaskSpec,
-        arg_tuples: list[tuple[tuple, dict]],
-        priority: int,
-        options: SubmitOptions | None,
-    ) -> list[str]:
-        """Record and queue one task per ``(args, kwargs)``; return their ids.
-
-        Submits made at the same moment go out together in one round trip. Large
-        batches go in chunks, pipelined: while Redis stores and queues one chunk, this
-        process pickles and signs the next. A chunk is written whole or not at all; a
-        submit that raised left nothing behind.
-        """
-        if options is not None and options.unique is not None:  # one task, its key claimed
-            return [await submit_unique(self, spec, *arg_tuples[0], priority, options)]
-        digest = await self._digest(spec)
-        due = 0.0
-        if options is not None and options.delay() > 0:
-            due = time.time() + options.delay()
-        sent: list[tuple[asyncio.Future[Any], list[TaskResult], list[TakenTask], int]] = []
-        try:
-            for start in range(0, len(arg_tuples), _CHUNK):
-                records, items, rows = await self._chunk(
-                    spec, arg_tuples[start : start + _CHUNK], priority, options, (digest, due), sent
-                )
-                claim = self._claimable(len(rows)) if not due else 0
-                sent.append((self._send(records, rows, claim), records, items, claim))
-            ids: list[str] = []
-            for future, records, items, _claim in sent:
-                try:
-                    claimed = await future
-                except BackendError as exc:  # the one write that records and queues
-                    raise BrokerError(f"Submit failed: {exc}") from exc
-                ids.extend(record.task_id for record in records)
-                self.executor.submitted += len(records)
-                self._announce(records)
-                if claimed:
-                    await self._run_claimed(items, claimed)
-            return ids
-        finally:
-            self._reserved -= sum(claim for *_, claim in sent)
-
-    def _claimable(self, count: int) -> int:
-        """How many of ``count`` new tasks this process's idle workers may take at once."""
-        if self._feeder is None or self._stopping:
-            return 0
-        free = self.holding - len(self.executor._active) - self._reserved
-        claim = max(0, min(count, free))
-        self._reserved += claim
-        return claim
-
-    async def _run_claimed(self, items: list[TakenTask], claimed: list[bytes]) -> None:
+    # ------------------------------------------------------------------ feed
+    async def run_claimed(self, items: list[TakenTask], claimed: list[bytes]) -> None:
         """Run here the tasks the submit script leased to this process."""
         mine = set(claimed)
         taken = [item for item in items if item.task.id.encode() in mine]
@@ -226,75 +97,6 @@ class RemoteQueue:
         for item in taken:
             await self._admit(item)
 
-    async def _chunk(
-        self,
-        spec: TaskSpec,
-        pairs: list[tuple[tuple, dict]],
-        priority: int,
-        options: SubmitOptions | None,
-        where: tuple[str | None, float],
-        in_flight: list[Any],
-    ) -> tuple[list[TaskResult], list[TakenTask], list[Any]]:
-        """Records, tasks and broker rows (pickled and signed) for ``pairs``.
-
-        With a request ``in_flight``, the loop runs every :data:`_PART` tasks: a request
-        larger than the socket buffer goes out only as the loop writes the rest of it.
-        """
-        digest, due = where
-        records: list[TaskResult] = []
-        items: list[TakenTask] = []
-        rows: list[Any] = []
-        for part in range(0, len(pairs), _PART):
-            if in_flight:
-                await asyncio.sleep(0)
-            pushes = []
-            for args, kwargs in pairs[part : part + _PART]:
-                task, record = _new_task(spec, args, kwargs, priority, options)
-                records.append(record)
-                stamp = _stamp(record.submitted_at)
-                items.append(TakenTask(task, stamp, digest))
-                pushes.append((task, stamp, digest, due))
-            rows += self.broker.rows(pushes)
-        return records, items, rows
-
-    def _send(self, records: list[TaskResult], rows: list[Any], claim: int) -> asyncio.Future[Any]:
-        """Write ``records`` and queue ``rows``: one script on one server. The first
-        ``claim`` rows may be leased to this process at once (the future gives their ids)."""
-        backend = self.linked
-        if backend is not None:
-            return backend.send(backend.submitted(self.broker, records, rows, claim))
-        entries = getattr(self.executor.results, "entries", None)
-        # pickled now, so an argument that cannot be is refused before anything is sent
-        made = entries(records) if entries is not None else None
-        return asyncio.ensure_future(self._store_then_queue(records, made, rows))
-
-    async def _store_then_queue(
-        self, records: list[TaskResult], entries: list[Any] | None, rows: list[Any]
-    ) -> None:
-        results = self.executor.results
-        if entries is not None:
-            await results.send(entries)  # type: ignore[attr-defined]
-        else:
-            for record in records:
-                await results.store(record.task_id, record)
-        try:
-            await self._pushes.add_many_nowait(rows)
-        except BaseException:
-            for record in records:  # the task will never run: leave no record of it
-                with contextlib.suppress(Exception):
-                    await results.delete(record.task_id)
-            raise
-
-    async def _push(self, rows: list[Any]) -> None:
-        await self.broker.push_rows(rows)
-
-    def _announce(self, records: list[TaskResult]) -> None:
-        events = self.executor.events
-        if events.has_subscribers:
-            for record in records:
-                events.publish("task.submitted", record)
-
-    # ------------------------------------------------------------------ feed
     async def start(self) -> None:
         """Start feeding local workers from the broker, and the lease keeper."""
         loop = asyncio.get_running_loop()
@@ -424,10 +226,10 @@ class RemoteQueue:
             await executor._finish(record, TaskStatus.FAILED, exc=BrokerError(message))
             return
         if item.function is not None:
-            func = self._functions.get(item.function)
+            func = self.functions.get(item.function)
             if func is None:
                 func = loads(await self.broker.load_function_bytes(item.function))
-                self._functions[item.function] = func
+                self.functions[item.function] = func
             self.shipped[task.id] = TaskSpec(
                 task.name, func, task.cpu_bound, task.max_retries, task.retry_delay, task.timeout
             )
@@ -626,32 +428,3 @@ class RemoteQueue:
                     await executor.results.store(record.task_id, record)
             await self.broker.nack(tasks)
             logger.info("Gave %d task(s) back to the queue", len(tasks))
-
-
-def _new_task(
-    spec: TaskSpec, args: tuple, kwargs: dict, priority: int, options: SubmitOptions | None
-) -> tuple[Task, TaskResult]:
-    tag = None if options is None else options.next_tag()
-    task_id = new_task_id() if tag is None else tag.task_id
-    max_retries, retry_delay, timeout, eta = spec.max_retries, spec.retry_delay, spec.timeout, None
-    if options is not None:
-        if options.max_retries is not None:
-            max_retries = options.max_retries
-        if options.retry_delay is not None:
-            retry_delay = options.retry_delay
-        if options.timeout is not None:
-            timeout = options.timeout
-        eta = options.eta
-    limits = spec.limits if options is None else override_limits(spec.limits, options.limits)
-    task = Task(
-        task_id, spec.name, args, kwargs, max_retries, retry_delay, 0, priority,
-        spec.cpu_bound, timeout, eta, limits,
-    )  # fmt: skip
-    record = TaskResult(
-        task_id, TaskStatus.PENDING, spec.name, None, None, utcnow(), None, None, 0,
-        args, kwargs, priority,
-    )  # fmt: skip
-    if tag is not None:  # a workflow's step
-        task.workflow_id = record.workflow_id = tag.workflow_id
-        task.workflow_step = record.workflow_step = tag.step
-    return task, record

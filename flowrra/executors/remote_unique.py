@@ -12,7 +12,7 @@ from flowrra.registry import TaskSpec
 
 if TYPE_CHECKING:
     from flowrra.executors.base import SubmitOptions
-    from flowrra.executors.remote import RemoteQueue
+    from flowrra.executors.remote_submit import RemoteSubmit
 
 __all__ = ["submit_unique"]
 
@@ -24,7 +24,7 @@ _NOT_LINKED = (
 
 
 async def submit_unique(
-    remote: RemoteQueue,
+    remote: RemoteSubmit,
     spec: TaskSpec,
     args: tuple,
     kwargs: dict,
@@ -42,10 +42,10 @@ async def submit_unique(
     assert unique is not None
     if backend is None:
         raise ConfigError(_NOT_LINKED)
-    digest = await remote._digest(spec)
+    digest = await remote.digest(spec)
     delay = options.delay()
     due = time.time() + delay if delay > 0 else 0.0
-    records, _items, rows = await remote._chunk(
+    records, _items, rows = await remote.chunk(
         spec, [(args, kwargs)], priority, options, (digest, due), []
     )
     task_id = records[0].task_id
@@ -58,5 +58,5 @@ async def submit_unique(
     if holder is not None:
         return holder
     remote.executor.submitted += 1
-    remote._announce(records)
+    remote.announce(records)
     return task_id

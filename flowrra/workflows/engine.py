@@ -187,7 +187,7 @@ class WorkflowEngine:
         may not know its task by name."""
         if self._executors(False).broker is None:
             return  # in memory: every step runs in this process
-        from flowrra.executors.remote import ships_by_value  # the Redis parts, only now
+        from flowrra.executors.remote_submit import ships_by_value  # the Redis parts, only now
 
         for name in dict.fromkeys(graph.task):
             if name is None:
