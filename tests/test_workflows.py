@@ -10,6 +10,7 @@ import pickle
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -365,6 +366,14 @@ class Worker:
                 cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
             )  # fmt: skip
 
+    async def ready(self, timeout: float = 60.0) -> None:
+        """Wait until the worker says it is ready (it has subscribed and takes tasks)."""
+        deadline = time.monotonic() + timeout
+        while " ready: " not in self.log.read_text():
+            assert self.process.poll() is None, self.log.read_text()
+            assert time.monotonic() < deadline, "the worker did not start in time"
+            await asyncio.sleep(0.05)
+
     def kill(self) -> None:
         self.process.send_signal(signal.SIGKILL)
         self.process.wait()
@@ -384,6 +393,8 @@ async def test_two_workers_finishing_a_group_start_its_callback_once(
     workers = [Worker(prefix, tmp_path / f"worker-{i}.log") for i in range(2)]
     logs = [str(tmp_path / f"tally-{i}") for i in range(3)]
     try:
+        for worker in workers:  # both take part (one started late could find no work)
+            await worker.ready()
         handles = [
             await submitter.run(chord((call("add", j) for j in range(200)), call("tally", log)))
             for log in logs
