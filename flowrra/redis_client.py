@@ -9,6 +9,7 @@ concurrent writes, and the arguments of batched scripts. How the hot paths read 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import functools
 import json
@@ -291,7 +292,9 @@ class Batcher:
         items of one flush (0: no cap; a group added at once is never split)."""
         self._flush = flush
         self._limit = limit
-        self._groups: list[tuple[list[Any], asyncio.Future[Any]]] = []
+        # a deque: 10,000 concurrent submits are 10,000 groups, and a list's pop(0) moved
+        # the rest each time (a tenth of the client's instructions in benchmark (e))
+        self._groups: collections.deque[tuple[list[Any], asyncio.Future[Any]]] = collections.deque()
         self._runner: asyncio.Task[None] | None = None
 
     def add_nowait(self, item: Any) -> asyncio.Future[Any]:
@@ -325,7 +328,7 @@ class Batcher:
         items: list[Any] = []
         futures: list[asyncio.Future[Any]] = []
         while self._groups and not (self._limit and items and len(items) >= self._limit):
-            group, future = self._groups.pop(0)
+            group, future = self._groups.popleft()
             items.extend(group)
             futures.append(future)
         return items, futures
