@@ -240,6 +240,15 @@ def _snapshot(r: TaskResult) -> TaskResult:
     )  # fmt: skip
 
 
+def _record_row(record: TaskResult, status: str, ttl: int, blob: bytes, fresh: bool) -> list:
+    """The write script's row for ``record`` stored as ``blob`` (see ``store``)."""
+    submitted_at = record.submitted_at
+    return [
+        record.task_id, status, submitted_at.timestamp() if submitted_at is not None else 0.0,
+        record.task_name or "", ttl, [len(blob)], 1 if fresh else 0,
+    ]  # fmt: skip
+
+
 class RedisBackend(BaseResultBackend):
     """Stores task records in Redis; see the module docstring.
 
@@ -441,20 +450,8 @@ class RedisBackend(BaseResultBackend):
         blob = self._signer().dumps(
             record, what="arguments" if fresh else "result", context=record.task_id.encode()
         )
-        submitted_at = record.submitted_at
-        return (
-            "r",
-            [
-                record.task_id,
-                status.value,
-                submitted_at.timestamp() if submitted_at is not None else 0.0,
-                record.task_name or "",
-                self.ttl if (self.ttl and status in _TERMINAL_STATUSES) else 0,
-                [len(blob)],
-                1 if fresh else 0,
-            ],
-            blob,
-        )
+        ttl = self.ttl if (self.ttl and status in _TERMINAL_STATUSES) else 0
+        return "r", _record_row(record, status.value, ttl, blob, fresh), blob
 
     def entries(self, records: list[TaskResult]) -> list[tuple[Any, ...]]:
         """Write items for ``records`` (signed now)."""
@@ -475,21 +472,12 @@ class RedisBackend(BaseResultBackend):
         and one copy of the arguments per task instead of two."""
         items: list[tuple[Any, ...]] = []
         queued: list[tuple[Any, ...]] = []
-        queue = broker.queue_key
+        queue, lease = broker.queue_key, broker.lease
         for i, (record, (meta, blob)) in enumerate(zip(records, rows, strict=True)):
-            submitted_at = record.submitted_at
-            items.append((
-                "r",
-                [
-                    record.task_id, "pending",
-                    submitted_at.timestamp() if submitted_at is not None else 0.0,
-                    record.task_name or "", 0, [len(blob)], 1,
-                ],
-                blob,
-            ))  # fmt: skip
-            meta = [meta[0], meta[1], meta[2], [0], *meta[4:]]
-            if i < claim:
-                meta.append(broker.lease)
+            items.append(("r", _record_row(record, "pending", 0, blob, True), blob))
+            meta = [meta[0], meta[1], meta[2], [0], *meta[4:]]  # blob: the record's
+            if i < claim:  # as queue_items does
+                meta.append(lease)
             queued.append(("q", queue, meta, b""))
         return items + queued
 
