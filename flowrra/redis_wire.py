@@ -362,15 +362,16 @@ async def _take_over(
     A pooled connection that the server closed while it sat idle (a restart) is made
     again first: its closed transport would take writes and drop them, unanswered."""
     reader = _hiredis_reader()
-    if reader is None or _transport(connection) is None:
+    transport = _transport(connection)
+    if reader is None or transport is None:
         return None
     stream = connection._reader
-    if _transport(connection).is_closing() or stream.at_eof() or getattr(stream, "_buffer", b""):
+    if transport.is_closing() or stream.at_eof() or getattr(stream, "_buffer", b""):
         await connection.disconnect()
         await connection.connect()
-    transport = _transport(connection)
-    if transport is None:
-        return None
+        transport = _transport(connection)
+        if transport is None:
+            return None
     protocol = make(reader, transport.get_protocol())
     transport.set_protocol(protocol)
     return transport, protocol
