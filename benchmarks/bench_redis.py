@@ -286,6 +286,16 @@ class RequestCounter:
 
         ScriptLine._run = line_run
 
+        # and the requests they send without waiting (the backend's result writes)
+        send_orig = ScriptLine.send_nowait
+
+        def line_send(self, args, on_reply):
+            sent = send_orig(self, args, on_reply)
+            counter.count += counter.on and sent
+            return sent
+
+        ScriptLine.send_nowait = line_send
+
     def start(self) -> None:
         self.count, self.on = 0, True
 

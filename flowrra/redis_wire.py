@@ -163,7 +163,9 @@ class _Replies(asyncio.Protocol):
     def __init__(self, reader: Any, before: asyncio.BaseProtocol) -> None:
         self.reader = reader
         self.before = before  # the stream protocol redis-py made, told when the line closes
-        self.waiting: collections.deque[tuple[asyncio.Future[Any], float]] = collections.deque()
+        # each request: its future (an awaited call) or callback (a call sent without
+        # waiting, told its reply or error here), and when it was sent
+        self.waiting: collections.deque[tuple[Any, float]] = collections.deque()
         self.lost = False
 
     def data_received(self, data: bytes) -> None:
@@ -172,9 +174,7 @@ class _Replies(asyncio.Protocol):
             if not self.waiting:  # a reply nobody asked for: the line is out of step
                 self.lost = True  # the next call drops the connection
                 return
-            future = self.waiting.popleft()[0]
-            if not future.done():
-                future.set_result(reply)
+            _tell(self.waiting.popleft()[0], reply)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
@@ -184,10 +184,31 @@ class _Replies(asyncio.Protocol):
     def fail(self, error: Exception) -> None:
         """Fail every waiting request with ``error``."""
         while self.waiting:
-            future = self.waiting.popleft()[0]
-            if not future.done():
-                future.set_exception(error)
-                future.exception()  # retrieved: its caller may be gone
+            _tell(self.waiting.popleft()[0], error, failed=True)
+
+
+def _tell(target: Any, reply: Any, failed: bool = False) -> None:
+    """Give a request's ``reply`` (an error if ``failed``) to its future or callback."""
+    if isinstance(target, asyncio.Future):
+        if target.done():
+            return
+        if failed:
+            target.set_exception(reply)
+            target.exception()  # retrieved: its caller may be gone
+        else:
+            target.set_result(reply)
+        return
+    try:
+        target(reply)
+    except Exception:  # a callback's bug must not stop the replies after it
+        logger.exception("A Redis reply's callback failed")
+
+
+def _answered(error: Exception) -> bool:
+    """True for an error reply (the server answered: the connection is in step)."""
+    from redis.exceptions import ResponseError
+
+    return isinstance(error, ResponseError)
 
 
 def _connection_error(what: str) -> Exception:
@@ -293,6 +314,41 @@ class ScriptLine:
             raise reply
         return reply
 
+    @property
+    def ready(self) -> bool:
+        """True when :meth:`send_nowait` can send now."""
+        replies, transport = self._replies, self._transport
+        return (
+            replies is not None
+            and not replies.lost
+            and transport is not None
+            and not transport.is_closing()
+            and not (self._lock is not None and self._lock.locked())
+        )
+
+    def send_nowait(self, args: list[Any], on_reply: Callable[[Any], None]) -> bool:
+        """Send a call of the script without waiting for it: ``on_reply`` gets its reply,
+        or the exception it failed with (an error reply, a timeout, a lost connection),
+        from the socket's callback. False (nothing sent) unless the line is open, reads
+        its socket itself and no awaited call is running."""
+        if not self.ready:
+            return False
+        replies, transport = self._replies, self._transport
+        assert replies is not None
+
+        def landed(reply: Any) -> None:
+            if isinstance(reply, Exception) and not _answered(reply):
+                replies.lost = True  # a reply may still come: the next call remakes the line
+            on_reply(reply)
+
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        replies.waiting.append((landed, now))
+        if self._timer is None and self._timeout:
+            self._timer = loop.call_at(now + self._timeout, self._watch)
+        transport.write(pack(("EVALSHA", self._script.sha, 0, *args)))
+        return True
+
     def _watch(self) -> None:
         """Fail the requests whose reply is overdue (the server hangs or is gone)."""
         self._timer = None
@@ -331,7 +387,7 @@ class ScriptLine:
             await self._client.connection_pool.release(connection)
 
 
-def pack(parts: tuple[Any, ...]) -> bytes:
+def _pack(parts: tuple[Any, ...]) -> bytes:
     """A command in the Redis protocol (RESP): ``str`` as UTF-8, ``int`` and ``float``
     as their ``repr``, ``bytes`` as they are (as redis-py encodes them, at a quarter of
     its cost for a script call's few arguments)."""
@@ -347,6 +403,23 @@ def pack(parts: tuple[Any, ...]) -> bytes:
         out.append(part)
         out.append(b"\r\n")
     return b"".join(out)
+
+
+def _pack_with_hiredis(parts: tuple[Any, ...]) -> bytes:
+    """:func:`_pack` in C (hiredis; the same bytes, a third of the time)."""
+    try:
+        return _pack_command(parts)
+    except TypeError:  # e.g. a bool or None: refused with _pack's message
+        return _pack(parts)
+
+
+try:
+    from hiredis import pack_command as _pack_command
+except ImportError:  # pragma: no cover - hiredis comes with the redis extra
+    pack = _pack
+else:
+    pack = _pack_with_hiredis
+pack.__doc__ = _pack.__doc__
 
 
 P = TypeVar("P", bound=asyncio.BaseProtocol)

@@ -198,6 +198,46 @@ async def test_writes_survive_a_script_flush_and_killed_connections(
     assert took < 1.0  # reconnected at once, not after the retry backoff's first sleep
 
 
+async def test_writes_sent_without_waiting_keep_their_order_through_a_lost_connection(
+    server: RedisServer,
+) -> None:
+    """A result write goes out from the call that finds the write line idle and is
+    finished from its reply's callback (flowrra.redis_client.Batcher's fast way). When
+    its connection is gone under it, it and the writes queued behind it go the awaited
+    way, which reconnects, in the order they were made: a task's RUNNING then SUCCESS
+    records end as SUCCESS, and ``drain`` returns only once both are in Redis."""
+    import redis.asyncio as aioredis
+
+    from flowrra.backends.redis import RedisBackend
+    from flowrra.clock import utcnow
+    from flowrra.task import TaskResult, new_task_id
+
+    backend = RedisBackend(f"redis://127.0.0.1:{server.port}/0", key_prefix="fastway")
+    admin = aioredis.from_url(f"redis://127.0.0.1:{server.port}/0")
+
+    def record(task_id: str, status: TaskStatus) -> TaskResult:
+        done = utcnow() if status.is_terminal else None
+        return TaskResult(task_id, status, "nap", 1, None, utcnow(), utcnow(), done)
+
+    try:
+        warm = new_task_id()
+        await backend.store(warm, record(warm, TaskStatus.SUCCESS))  # the line is open now
+        ids = [new_task_id() for _ in range(3)]
+        for round_ in range(2):
+            if round_:  # the line's connection killed: the next write meets it closed
+                assert await admin.client_kill_filter(_type="normal", skipme=True) >= 1
+            for task_id in ids:
+                backend.store_nowait(task_id, record(task_id, TaskStatus.RUNNING))
+                backend.store_nowait(task_id, record(task_id, TaskStatus.SUCCESS))
+            await asyncio.wait_for(backend.drain(), timeout=10)
+            stored = [await backend.get(task_id) for task_id in ids]
+            assert [r.status if r else None for r in stored] == [TaskStatus.SUCCESS] * 3
+            ids = [new_task_id() for _ in range(3)]
+    finally:
+        await backend.close()
+        await admin.aclose()
+
+
 @pytest.mark.parametrize("own_reader", [True, False], ids=["hiredis-line", "redis-py-methods"])
 async def test_a_line_never_writes_into_a_connection_the_server_closed(
     server: RedisServer, own_reader: bool, monkeypatch: pytest.MonkeyPatch

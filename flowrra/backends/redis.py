@@ -55,6 +55,7 @@ from flowrra.redis_client import (
     retrying,
     same_server,
     split_options,
+    transient_errors,
     unreachable,
 )
 from flowrra.redis_wire import ScriptLine, subscribe
@@ -295,7 +296,7 @@ class RedisBackend(BaseResultBackend):
         self._scripts: dict[str, Any] = {}
         self._write_line: ScriptLine | None = None  # the write script's own connection
         self._queue_db: str | None = None  # the linked broker's database ('' = this one)
-        self._writes = Batcher(self._write, limit=4000)
+        self._writes = Batcher(self._write, 4000, fast=self._write_fast, recover=self._rewrite)
         self._waiters: Waiters = {}
         self._listener: asyncio.Task[None] | None = None
         self._janitor: asyncio.Task[None] | None = None
@@ -510,6 +511,41 @@ class RedisBackend(BaseResultBackend):
         return await self._write(items)
 
     async def _write(self, items: list[tuple[Any, ...]]) -> list[bytes]:
+        args, done = self._prepare(items)
+        line = self._write_line or self._line()
+        claimed = await self.call("store", lambda: line(args))
+        done()
+        return claimed
+
+    def _write_fast(self, items: list[tuple[Any, ...]], landed: Callable[..., None]) -> bool:
+        """:meth:`_write` sent at once, finished from the reply's callback (see
+        :class:`~flowrra.redis_client.Batcher`); False if the line is not open yet."""
+        line = self._write_line
+        if line is None or not line.ready:
+            return False
+        args, done = self._prepare(items)
+
+        def on_reply(reply: Any) -> None:
+            if isinstance(reply, Exception):
+                landed(None, reply)
+                return
+            done()
+            landed(reply, None)
+
+        return line.send_nowait(args, on_reply)
+
+    async def _rewrite(self, items: list[tuple[Any, ...]], error: BaseException) -> list[bytes]:
+        """Write ``items`` the awaited way after their fast write failed with ``error``:
+        a lost or late connection, a restarted server (no script) or a key of the wrong
+        type is ridden out as any write does; another error reply fails the write."""
+        from redis.exceptions import NoScriptError
+
+        if isinstance(error, (*transient_errors(), NoScriptError)) or "WRONGTYPE" in str(error):
+            return await self._write(items)
+        raise self._error("store")(error)
+
+    def _prepare(self, items: list[tuple[Any, ...]]) -> tuple[list[Any], Callable[[], None]]:
+        """The write script's arguments for ``items``, and what to do once it ran."""
         records: list[list[Any]] = []
         queues: dict[str, list[list[Any]]] = {}
         acks: dict[str, list[Any]] = {}
@@ -546,10 +582,11 @@ class RedisBackend(BaseResultBackend):
         args = [self.prefix, self.channel, self.origin, self._queue_db or "", home, meta, blobs]
         args += [prune, 1 if subscribed else 0]
         generation = self._generation
-        line = self._write_line or self._line()
-        claimed = await self.call("store", lambda: line(args))
-        self._written_here(records, record_blobs, subscribed and generation == self._generation)
-        return claimed
+
+        def done() -> None:
+            self._written_here(records, record_blobs, subscribed and generation == self._generation)
+
+        return args, done
 
     def _written_here(self, rows: list[list[Any]], blobs: list[bytes], subscribed: bool) -> None:
         """After a write: this process's waiters learn of the records it finished itself
