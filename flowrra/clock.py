@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
-__all__ = ["UTC", "as_seconds", "ensure_aware", "utcnow"]
+__all__ = ["UTC", "as_seconds", "ensure_aware", "timestamp", "utcnow"]
 
 
 def utcnow() -> datetime:
     """Return the current time as a time-zone aware UTC datetime."""
     return datetime.now(UTC)
+
+
+def timestamp() -> float:
+    """Return the current time as seconds since the epoch (what :func:`utcnow` gives as a
+    number, without making a datetime)."""
+    return time.time()
 
 
 def ensure_aware(value: datetime) -> datetime:

@@ -185,9 +185,9 @@ end
 
 # ARGV: prefix, channel, origin, queue database ('' when it is this one), this database,
 # the batch as JSON {r = record rows, q = {{queue, rows}}, a = {{queue, {priority, id}}}}
-# with blob fields as [length], the blobs joined in that order, '1' to prune expired
-# index entries (a ttl is set), and 1 if the writer is subscribed to the channel itself
-# (0 if not). Returns the ids of queued rows leased to the submitter, and '=id=holder' for
+# with blob fields as [length] (a record row's as a plain length: it is always field 6),
+# the blobs joined in that order, '1' to prune expired index entries (a ttl is set), and
+# 1 if the writer is subscribed to the channel itself (0 if not). Returns the ids of queued rows leased to the submitter, and '=id=holder' for
 # each unique key claim (JSON u = {{key, id, keep}}) refused: that id is not written.
 _WRITE = (
     LUA_NOW
@@ -197,7 +197,12 @@ _WRITE = (
     + """
 local p, qdb, home = ARGV[1], ARGV[4], ARGV[5]
 local m = cjson.decode(ARGV[6])
-local pos = fill(m.r, ARGV[7], 1)
+local pos = 1
+for _, r in ipairs(m.r) do  -- a record row's blob field is its length
+  local n = r[6]
+  r[6] = string.sub(ARGV[7], pos, pos + n - 1)
+  pos = pos + n
+end
 local shared
 for _, g in ipairs(m.q) do
   pos = fill(g[2], ARGV[7], pos)
@@ -241,12 +246,31 @@ def _snapshot(r: TaskResult) -> TaskResult:
     )  # fmt: skip
 
 
+#: The blob field of a queue row whose payload is its fresh record's blob (shared: never
+#: changed).
+_FROM_RECORD = [0]
+
+
+def _new_item(
+    queue: str, task_id: str, score: float | None, name: str, row: tuple[list, bytes],
+    lease: float | bool,
+) -> tuple[Any, ...]:  # fmt: skip
+    """The write item of a new task (see ``RedisBackend.submitted``): its fresh record's
+    row, its queue row (``row`` from ``broker.row``, changed in place) and the payload,
+    leased at once for ``lease`` seconds (False: not)."""
+    meta, blob = row
+    meta[3] = _FROM_RECORD  # the payload is the record's blob
+    if lease:
+        meta.append(lease)
+    return "n", queue, [task_id, "pending", score or 0.0, name, 0, len(blob), 1], meta, blob
+
+
 def _record_row(record: TaskResult, status: str, ttl: int, blob: bytes, fresh: bool) -> list:
     """The write script's row for ``record`` stored as ``blob`` (see ``store``)."""
     submitted_at = record.submitted_at
     return [
         record.task_id, status, submitted_at.timestamp() if submitted_at is not None else 0.0,
-        record.task_name or "", ttl, [len(blob)], 1 if fresh else 0,
+        record.task_name or "", ttl, len(blob), 1 if fresh else 0,
     ]  # fmt: skip
 
 
@@ -471,16 +495,33 @@ class RedisBackend(BaseResultBackend):
         and each fresh record is its task's signed payload, sent once and stored in both
         places (:meth:`_load` reads it as the PENDING record): one pickle, one signature
         and one copy of the arguments per task instead of two."""
-        items: list[tuple[Any, ...]] = []
-        queued: list[tuple[Any, ...]] = []
         queue, lease = broker.queue_key, broker.lease
-        for i, (record, (meta, blob)) in enumerate(zip(records, rows, strict=True)):
-            items.append(("r", _record_row(record, "pending", 0, blob, True), blob))
-            meta = [meta[0], meta[1], meta[2], [0], *meta[4:]]  # blob: the record's
-            if i < claim:  # as queue_items does
-                meta.append(lease)
-            queued.append(("q", queue, meta, b""))
-        return items + queued
+        items: list[tuple[Any, ...]] = []
+        for i, (record, row) in enumerate(zip(records, rows, strict=True)):
+            at = record.submitted_at
+            score = at.timestamp() if at is not None else 0.0
+            lease_now = lease if i < claim else False
+            items.append(
+                _new_item(queue, record.task_id, score, record.task_name or "", row, lease_now)
+            )
+        return items
+
+    def send_new(
+        self,
+        broker: RedisBroker,
+        task: Task,
+        submitted_at: float,
+        function: str | None,
+        claim: bool,
+    ) -> asyncio.Future[Any]:
+        """Queue the write that records and queues one new ``task`` (as :meth:`submitted`
+        does), leased at once to this process if ``claim``; return the write's future.
+        Pickled and signed now: an argument that cannot be pickled raises here."""
+        row = broker.row(task, submitted_at, function, 0.0)
+        item = _new_item(
+            broker.queue_key, task.id, submitted_at, task.name, row, claim and broker.lease
+        )
+        return self._writes.add_many_nowait((item,))
 
     @staticmethod
     def queue_items(
@@ -562,6 +603,11 @@ class RedisBackend(BaseResultBackend):
             if item[0] == "r":
                 records.append(item[1])
                 record_blobs.append(item[2])
+            elif item[0] == "n":  # a new task: its fresh record is its queue payload
+                records.append(item[2])
+                record_blobs.append(item[4])
+                queues.setdefault(item[1], []).append(item[3])
+                queue_blobs.setdefault(item[1], []).append(b"")
             elif item[0] == "q":
                 queues.setdefault(item[1], []).append(item[2])
                 queue_blobs.setdefault(item[1], []).append(item[3])

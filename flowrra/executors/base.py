@@ -335,14 +335,19 @@ class BaseTaskExecutor(ABC):
             self._next_share = now + SHARE_SLICE
             await asyncio.sleep(0)
 
-    async def submit_spec(
+    def submit_spec(
         self, spec: TaskSpec, args: tuple, kwargs: dict, priority: int = 0
-    ) -> str:
-        """Submit ``spec`` with its default options, waiting for room; return the id."""
+    ) -> Awaitable[str]:
+        """Submit ``spec`` with its default options, waiting for room; await it for the
+        id. On Redis this is the submit's own coroutine (thousands may be pending at once:
+        each coroutine they hold costs the garbage collector)."""
         if self._remote is not None:
             if not self._running:
                 raise ExecutorNotRunningError()
-            return await self._remote.submits.submit_one(spec, args, kwargs, priority)
+            return self._remote.submits.submit_one(spec, args, kwargs, priority)
+        return self._submit_here(spec, args, kwargs, priority)
+
+    async def _submit_here(self, spec: TaskSpec, args: tuple, kwargs: dict, priority: int) -> str:
         task = self.enqueue(spec, args, kwargs, priority)
         if task is None:
             task = await self._prepare_stored(spec, args, kwargs, priority, None)

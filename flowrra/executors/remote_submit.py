@@ -17,14 +17,14 @@ from typing import TYPE_CHECKING, Any
 
 from flowrra.backends.redis import RedisBackend
 from flowrra.brokers.redis import TakenTask
-from flowrra.clock import utcnow
+from flowrra.clock import timestamp, utcnow
 from flowrra.exceptions import BackendError, BrokerError
 from flowrra.executors.remote_unique import submit_unique
 from flowrra.limits import override_limits
 from flowrra.redis_client import Batcher
 from flowrra.registry import TaskSpec
 from flowrra.serialization import dumps_function
-from flowrra.task import Task, TaskResult, TaskStatus, _stamp, new_task_id
+from flowrra.task import Task, TaskResult, TaskStatus, _stamp, new_task_id, pending_record
 
 if TYPE_CHECKING:
     from flowrra.executors.base import SubmitOptions
@@ -98,30 +98,35 @@ class RemoteSubmit:
     async def submit_one(self, spec: TaskSpec, args: tuple, kwargs: dict, priority: int) -> str:
         """Record and queue one task with default options; return its id.
 
-        :meth:`submit` for one task, with fewer objects made: thousands of these may be
-        pending at once (``asyncio.gather``), and every object they hold costs the
-        garbage collector."""
+        :meth:`submit` for one task, with fewer objects kept while it waits: thousands of
+        these may be pending at once (``asyncio.gather``), and every object they hold
+        costs the garbage collector (its full passes were a third of such a burst). The
+        PENDING record is made only for the event bus's listeners, and what the feed
+        needs only for a task leased here at once."""
         backend = self.linked
         known = self._digests.get(spec.func)
         if backend is None or known is None or (known[1] is not None and not known[1].is_set()):
             return (await self.submit(spec, [(args, kwargs)], priority, None))[0]
-        task, record = _new_task(spec, args, kwargs, priority, None)
-        item = TakenTask(task, _stamp(record.submitted_at), known[0])
+        task = Task(
+            new_task_id(), spec.name, args, kwargs, spec.max_retries, spec.retry_delay, 0,
+            priority, spec.cpu_bound, spec.timeout, None, spec.limits,
+        )  # fmt: skip
+        submitted_at = timestamp()
         claim = self._claimable(1)
         try:
-            row = self.broker.row(task, item.submitted_at, item.function, 0.0)
-            sent = backend.send(backend.submitted(self.broker, [record], [row], claim))
+            sent = backend.send_new(self.broker, task, submitted_at, known[0], claim > 0)
             try:
                 claimed = await sent
             except BackendError as exc:  # the one write that records and queues
                 raise BrokerError(f"Submit failed: {exc}") from exc
         finally:
             self._reserved -= claim
-        self.executor.submitted += 1
-        if self.executor.events.has_subscribers:
-            self.executor.events.publish("task.submitted", record)
+        executor = self.executor
+        executor.submitted += 1
+        if executor.events.has_subscribers:
+            executor.events.publish("task.submitted", pending_record(task, submitted_at))
         if claimed:
-            await self.remote.run_claimed([item], claimed)
+            await self.remote.run_claimed([TakenTask(task, submitted_at, known[0])], claimed)
         return task.id
 
     async def submit(
