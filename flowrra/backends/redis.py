@@ -697,6 +697,9 @@ class RedisBackend(BaseResultBackend):
         """Wait for ``task_id`` to complete: subscribe first, then read, so no completion
         is missed; woken by the completion's message, never by polling. ``timeout``
         holds whatever Redis does (a paused or lost server included)."""
+        seen = self._recent.get(task_id)
+        if seen is not None:  # completed, as this process saw: a final record never changes
+            return self._load(task_id, seen)
         try:
             async with asyncio.timeout(timeout):
                 return await self._wait_for(task_id)

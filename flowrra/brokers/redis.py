@@ -89,9 +89,10 @@ LUA_NOW = "local t = redis.call('TIME') local now = tonumber(t[1]) + tonumber(t[
 #: the result backend's write script, which queues tasks and acknowledges them in the
 #: same script as it stores their records when both live on one server.
 #: ``enqueue(q, rows, claimed)``: rows ``{id, priority, due, blob, lease}``; one INCRBY
-#: numbers the batch; one PUBLISH wakes the workers. A row with a lease (seconds) is
-#: leased at once to the process that submits it, which has idle workers, when no task
-#: waits in the queue: its id is added to ``claimed`` and it never waits in the queue.
+#: numbers the rows that wait in the queue (none if none waits); one PUBLISH wakes the
+#: workers. A row with a lease (seconds) is leased at once to the process that submits
+#: it, which has idle workers, when no task waits in the queue: its id is added to
+#: ``claimed`` and it never waits in the queue.
 #: ``ack(q, pairs)``: ``{priority, id, ...}`` of finished tasks. Needs ``now`` and
 #: ``chunked`` (see :data:`~flowrra.redis_client.LUA_ROWS`). A row's sixth field, if any,
 #: is its limits (:mod:`~flowrra.brokers.redis_limits`): such a row is never leased at once.
@@ -102,8 +103,7 @@ local SLOT = 1099511627776
 local function enqueue(q, batch, claimed)
   local n = #batch
   if n == 0 then return 0 end
-  local s = redis.call('INCRBY', q .. ':seq', n) - n
-  local payloads, ready, delayed, leased, limits = {}, {}, {}, {}, {}
+  local payloads, ready, delayed, leased, limits, waits = {}, {}, {}, {}, {}, {}
   local idle = redis.call('ZCARD', q) == 0
   for _, r in ipairs(batch) do
     local id, pr, due, lease = r[1], r[2], r[3], r[5] or 0
@@ -115,8 +115,13 @@ local function enqueue(q, batch, claimed)
       leased[#leased + 1] = now + lease; leased[#leased + 1] = pr .. ':' .. id
       claimed[#claimed + 1] = id
     else
-      s = s + 1
-      ready[#ready + 1] = pr * SLOT + s; ready[#ready + 1] = id
+      waits[#waits + 1] = r
+    end
+  end
+  if #waits > 0 then  -- numbered in arrival order (no number needed when none waits)
+    local s = redis.call('INCRBY', q .. ':seq', #waits) - #waits
+    for i, r in ipairs(waits) do
+      ready[#ready + 1] = r[2] * SLOT + s + i; ready[#ready + 1] = r[1]
     end
   end
   chunked('HSET', q .. ':payloads', payloads)
