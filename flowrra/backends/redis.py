@@ -43,6 +43,7 @@ from typing import Any
 from flowrra.backends.base import BaseResultBackend, Waiters, await_completion, forget_waiter
 from flowrra.backends.redis_unique import LUA_UNIQUE
 from flowrra.brokers.redis import DEAD_LETTER_CAP, LUA_NOW, LUA_QUEUE, RedisBroker
+from flowrra.brokers.redis_limits import limits_field
 from flowrra.exceptions import BackendError, SignatureError, TaskTimeoutError, UnknownTaskIdError
 from flowrra.redis_client import (
     DEFAULT_RETRY_BUDGET,
@@ -187,8 +188,9 @@ end
 # the batch as JSON {r = record rows, q = {{queue, rows}}, a = {{queue, {priority, id}}}}
 # with blob fields as [length] (a record row's as a plain length: it is always field 6),
 # the blobs joined in that order, '1' to prune expired index entries (a ttl is set), and
-# 1 if the writer is subscribed to the channel itself (0 if not). Returns the ids of queued rows leased to the submitter, and '=id=holder' for
-# each unique key claim (JSON u = {{key, id, keep}}) refused: that id is not written.
+# 1 if the writer is subscribed to the channel itself (0 if not). Returns the ids of
+# queued rows leased to the submitter, and '=id=holder' for each unique key claim (JSON
+# u = {{key, id, keep}}) refused: that id is not written.
 _WRITE = (
     LUA_NOW
     + LUA_ROWS
@@ -251,18 +253,19 @@ def _snapshot(r: TaskResult) -> TaskResult:
 _FROM_RECORD = [0]
 
 
-def _new_item(
-    queue: str, task_id: str, score: float | None, name: str, row: tuple[list, bytes],
-    lease: float | bool,
-) -> tuple[Any, ...]:  # fmt: skip
-    """The write item of a new task (see ``RedisBackend.submitted``): its fresh record's
-    row, its queue row (``row`` from ``broker.row``, changed in place) and the payload,
-    leased at once for ``lease`` seconds (False: not)."""
-    meta, blob = row
-    meta[3] = _FROM_RECORD  # the payload is the record's blob
+def _new_rows(item: tuple[Any, ...]) -> tuple[list[Any], list[Any]]:
+    """The record row and the queue row of a new task's write item ("n", see
+    ``RedisBackend.submitted``), made at flush time: while thousands of submits wait for
+    their write, each holds one flat tuple (every object they hold costs the garbage
+    collector)."""
+    _, _, task_id, score, name, priority, due, limits, lease, blob = item
+    record = [task_id, "pending", score, name, 0, len(blob), 1]
+    queued = [task_id, priority, due, _FROM_RECORD]  # the payload is the record's blob
+    if limits is not None:
+        queued += (0, limits)
     if lease:
-        meta.append(lease)
-    return "n", queue, [task_id, "pending", score or 0.0, name, 0, len(blob), 1], meta, blob
+        queued.append(lease)
+    return record, queued
 
 
 def _record_row(record: TaskResult, status: str, ttl: int, blob: bytes, fresh: bool) -> list:
@@ -497,13 +500,12 @@ class RedisBackend(BaseResultBackend):
         and one copy of the arguments per task instead of two."""
         queue, lease = broker.queue_key, broker.lease
         items: list[tuple[Any, ...]] = []
-        for i, (record, row) in enumerate(zip(records, rows, strict=True)):
+        for i, (record, (meta, blob)) in enumerate(zip(records, rows, strict=True)):
             at = record.submitted_at
             score = at.timestamp() if at is not None else 0.0
-            lease_now = lease if i < claim else False
-            items.append(
-                _new_item(queue, record.task_id, score, record.task_name or "", row, lease_now)
-            )
+            limits = meta[5] if len(meta) > 5 else None
+            items.append(("n", queue, record.task_id, score, record.task_name or "", meta[1],
+                          meta[2], limits, lease if i < claim else 0, blob))  # fmt: skip
         return items
 
     def send_new(
@@ -517,10 +519,9 @@ class RedisBackend(BaseResultBackend):
         """Queue the write that records and queues one new ``task`` (as :meth:`submitted`
         does), leased at once to this process if ``claim``; return the write's future.
         Pickled and signed now: an argument that cannot be pickled raises here."""
-        row = broker.row(task, submitted_at, function, 0.0)
-        item = _new_item(
-            broker.queue_key, task.id, submitted_at, task.name, row, claim and broker.lease
-        )
+        blob = broker.payload(task, submitted_at, function)
+        item = ("n", broker.queue_key, task.id, submitted_at, task.name, task.priority, 0.0,
+                limits_field(task), broker.lease if claim else 0, blob)  # fmt: skip
         return self._writes.add_many_nowait((item,))
 
     @staticmethod
@@ -604,9 +605,10 @@ class RedisBackend(BaseResultBackend):
                 records.append(item[1])
                 record_blobs.append(item[2])
             elif item[0] == "n":  # a new task: its fresh record is its queue payload
-                records.append(item[2])
-                record_blobs.append(item[4])
-                queues.setdefault(item[1], []).append(item[3])
+                record, queued = _new_rows(item)
+                records.append(record)
+                record_blobs.append(item[9])
+                queues.setdefault(item[1], []).append(queued)
                 queue_blobs.setdefault(item[1], []).append(b"")
             elif item[0] == "q":
                 queues.setdefault(item[1], []).append(item[2])

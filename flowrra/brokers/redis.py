@@ -472,17 +472,25 @@ class RedisBroker(BaseBroker):
         self, task: Task, submitted_at: Any, function: str | None, due: float
     ) -> tuple[list, bytes]:
         """The script row of one task (see :meth:`rows`)."""
+        blob = self.payload(task, submitted_at, function)
+        limits = limits_field(task)
+        if limits is None:
+            return [task.id, task.priority, due, [len(blob)]], blob
+        return [task.id, task.priority, due, [len(blob)], 0, limits], blob
+
+    def payload(self, task: Task, submitted_at: Any, function: str | None) -> bytes:
+        """The signed payload of ``task`` (:meth:`encode`), once its priority is checked.
+
+        Raises:
+            BrokerError: the priority is outside what the queue's scores can order.
+        """
         priority = task.priority
         if not -_MAX_PRIORITY <= priority <= _MAX_PRIORITY:
             raise BrokerError(
                 f"priority must be between -{_MAX_PRIORITY} and {_MAX_PRIORITY} on "
                 f"Redis, got {priority}"
             )
-        blob = self.encode(task, submitted_at, function)
-        limits = limits_field(task)
-        if limits is None:
-            return [task.id, priority, due, [len(blob)]], blob
-        return [task.id, priority, due, [len(blob)], 0, limits], blob
+        return self.encode(task, submitted_at, function)
 
     async def push_rows(self, rows: list[tuple[list, bytes]]) -> None:
         """Queue rows made by :meth:`rows`, in order, in one script call."""

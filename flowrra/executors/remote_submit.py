@@ -112,22 +112,27 @@ class RemoteSubmit:
             priority, spec.cpu_bound, spec.timeout, None, spec.limits,
         )  # fmt: skip
         submitted_at = timestamp()
+        executor = self.executor
         claim = self._claimable(1)
         try:
             sent = backend.send_new(self.broker, task, submitted_at, known[0], claim > 0)
+            task_id = task.id
+            # kept while the write is out only if this process runs it or announces it
+            held = task if claim or executor.events.has_subscribers else None
+            del task
             try:
                 claimed = await sent
             except BackendError as exc:  # the one write that records and queues
                 raise BrokerError(f"Submit failed: {exc}") from exc
         finally:
             self._reserved -= claim
-        executor = self.executor
         executor.submitted += 1
-        if executor.events.has_subscribers:
-            executor.events.publish("task.submitted", pending_record(task, submitted_at))
-        if claimed:
-            await self.remote.run_claimed([TakenTask(task, submitted_at, known[0])], claimed)
-        return task.id
+        if held is not None:
+            if executor.events.has_subscribers:
+                executor.events.publish("task.submitted", pending_record(held, submitted_at))
+            if claimed:
+                await self.remote.run_claimed([TakenTask(held, submitted_at, known[0])], claimed)
+        return task_id
 
     async def submit(
         self,
