@@ -25,7 +25,13 @@ from flowrra.exceptions import SerializationError, SignatureError
 
 __all__ = ["Signer", "digest_of", "dumps", "dumps_function", "loads", "signer_for"]
 
-_MAIN = b"__main__"
+# How a pickle (protocol 4 and up) names the module ``__main__`` when it refers to a
+# global there (a class or function defined in a notebook cell or a script): the string
+# as a SHORT_BINUNICODE opcode. Bare ``b"__main__"`` also matched every string that
+# contains it, such as a task name ``"__main__.f"``: each payload and record of a task
+# defined in a notebook then went through cloudpickle, several times slower. (A string
+# that is exactly ``"__main__"`` still matches: it goes by value, which is only slower.)
+_MAIN = b"\x8c\x08__main__"
 
 
 def dumps(value: Any, what: str = "value") -> bytes:

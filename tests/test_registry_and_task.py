@@ -123,3 +123,39 @@ def test_task_result_is_0_1_8_compatible() -> None:
         "retrying",
         "cancelled",
     ]
+
+
+def test_only_references_to_main_go_by_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A value that refers to a class defined in ``__main__`` (a notebook cell, a script)
+    is sent by value (cloudpickle), since another process cannot import it; a value that
+    only contains the text ``__main__`` (the name of a task defined there, on every
+    payload and record) is plain pickle. Before, the text alone sent every payload and
+    record of a notebook's tasks through cloudpickle, several times slower."""
+    import pickle
+    import sys
+
+    import cloudpickle
+
+    from flowrra.serialization import dumps
+
+    by_value: list[object] = []
+    cloud_dumps = cloudpickle.dumps
+
+    def spy(value: object, *args: object, **kwargs: object) -> bytes:
+        by_value.append(value)
+        return cloud_dumps(value, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(cloudpickle, "dumps", spy)
+    plain = ("__main__.noop", {"where": "cells of __main__"}, b"__main__")
+    assert dumps(plain) == pickle.dumps(plain, protocol=pickle.HIGHEST_PROTOCOL)
+    assert by_value == []
+
+    cell_class = type("CellClass", (), {"__module__": "__main__"})
+    monkeypatch.setattr(sys.modules["__main__"], "CellClass", cell_class, raising=False)
+    value = cell_class()
+    by_reference = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    sent = dumps(value)
+    assert sent != by_reference  # the class itself travels with it
+    assert by_value == [value]
+    monkeypatch.delattr(sys.modules["__main__"], "CellClass")
+    assert type(pickle.loads(sent)).__name__ == "CellClass"  # loads without __main__.CellClass
