@@ -104,9 +104,15 @@ class RemoteSubmit:
         PENDING record is made only for the event bus's listeners, and what the feed
         needs only for a task leased here at once."""
         backend = self.linked
-        known = self._digests.get(spec.func)
-        if backend is None or known is None or (known[1] is not None and not known[1].is_set()):
+        if backend is None:
             return (await self.submit(spec, [(args, kwargs)], priority, None))[0]
+        known = self._digests.get(spec.func)
+        if known is None or (known[1] is not None and not known[1].is_set()):
+            # its function is being shipped (the first submits of a notebook's function
+            # arrive together): wait for that one write, then go on this way
+            digest = await self.digest(spec)
+        else:
+            digest = known[0]
         task = Task(
             new_task_id(), spec.name, args, kwargs, spec.max_retries, spec.retry_delay, 0,
             priority, spec.cpu_bound, spec.timeout, None, spec.limits,
@@ -115,7 +121,7 @@ class RemoteSubmit:
         executor = self.executor
         claim = self._claimable(1)
         try:
-            sent = backend.send_new(self.broker, task, submitted_at, known[0], claim > 0)
+            sent = backend.send_new(self.broker, task, submitted_at, digest, claim > 0)
             task_id = task.id
             # kept while the write is out only if this process runs it or announces it
             held = task if claim or executor.events.has_subscribers else None
@@ -131,7 +137,7 @@ class RemoteSubmit:
             if executor.events.has_subscribers:
                 executor.events.publish("task.submitted", pending_record(held, submitted_at))
             if claimed:
-                await self.remote.run_claimed([TakenTask(held, submitted_at, known[0])], claimed)
+                await self.remote.run_claimed([TakenTask(held, submitted_at, digest)], claimed)
         return task_id
 
     async def submit(
