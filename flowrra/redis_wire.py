@@ -341,12 +341,13 @@ class ScriptLine:
                 replies.lost = True  # a reply may still come: the next call remakes the line
             on_reply(reply)
 
+        request = pack(("EVALSHA", self._script.sha, 0, *args))
         loop = asyncio.get_running_loop()
         now = loop.time()
-        replies.waiting.append((landed, now))
+        transport.write(request)  # if this raises, nothing waits for a reply
+        replies.waiting.append((landed, now))  # no reply is read before this returns
         if self._timer is None and self._timeout:
             self._timer = loop.call_at(now + self._timeout, self._watch)
-        transport.write(pack(("EVALSHA", self._script.sha, 0, *args)))
         return True
 
     def _watch(self) -> None:
