@@ -253,6 +253,16 @@ def _snapshot(r: TaskResult) -> TaskResult:
 _FROM_RECORD = [0]
 
 
+def _new_item(
+    queue: str, task_id: str, score: float, name: str, priority: int, due: float,
+    limits: str | None, lease: float, blob: bytes,
+) -> tuple[Any, ...]:  # fmt: skip
+    """The write item of a new task (see ``RedisBackend.submitted``): one flat tuple of
+    plain values, leased at once for ``lease`` seconds (0: not); :func:`_new_rows` makes
+    its rows."""
+    return "n", queue, task_id, score, name, priority, due, limits, lease, blob
+
+
 def _new_rows(item: tuple[Any, ...]) -> tuple[list[Any], list[Any]]:
     """The record row and the queue row of a new task's write item ("n", see
     ``RedisBackend.submitted``), made at flush time: while thousands of submits wait for
@@ -504,8 +514,13 @@ class RedisBackend(BaseResultBackend):
             at = record.submitted_at
             score = at.timestamp() if at is not None else 0.0
             limits = meta[5] if len(meta) > 5 else None
-            items.append(("n", queue, record.task_id, score, record.task_name or "", meta[1],
-                          meta[2], limits, lease if i < claim else 0, blob))  # fmt: skip
+            lease_now = lease if i < claim else 0
+            name = record.task_name or ""
+            items.append(
+                _new_item(
+                    queue, record.task_id, score, name, meta[1], meta[2], limits, lease_now, blob
+                )
+            )
         return items
 
     def send_new(
@@ -520,8 +535,8 @@ class RedisBackend(BaseResultBackend):
         does), leased at once to this process if ``claim``; return the write's future.
         Pickled and signed now: an argument that cannot be pickled raises here."""
         blob = broker.payload(task, submitted_at, function)
-        item = ("n", broker.queue_key, task.id, submitted_at, task.name, task.priority, 0.0,
-                limits_field(task), broker.lease if claim else 0, blob)  # fmt: skip
+        item = _new_item(broker.queue_key, task.id, submitted_at, task.name, task.priority,
+                         0.0, limits_field(task), broker.lease if claim else 0, blob)  # fmt: skip
         return self._writes.add_many_nowait((item,))
 
     @staticmethod

@@ -106,17 +106,10 @@ class RemoteSubmit:
         backend = self.linked
         if backend is None:
             return (await self.submit(spec, [(args, kwargs)], priority, None))[0]
-        known = self._digests.get(spec.func)
-        if known is None or (known[1] is not None and not known[1].is_set()):
-            # its function is being shipped (the first submits of a notebook's function
-            # arrive together): wait for that one write, then go on this way
-            digest = await self.digest(spec)
-        else:
-            digest = known[0]
-        task = Task(
-            new_task_id(), spec.name, args, kwargs, spec.max_retries, spec.retry_delay, 0,
-            priority, spec.cpu_bound, spec.timeout, None, spec.limits,
-        )  # fmt: skip
+        # a function being shipped (the first submits of a notebook's function arrive
+        # together): wait for that one write, then go on this way
+        digest = await self.digest(spec)
+        task = _task_for(spec, args, kwargs, priority, None)
         submitted_at = timestamp()
         executor = self.executor
         claim = self._claimable(1)
@@ -265,6 +258,20 @@ class RemoteSubmit:
 def _new_task(
     spec: TaskSpec, args: tuple, kwargs: dict, priority: int, options: SubmitOptions | None
 ) -> tuple[Task, TaskResult]:
+    """A new task and its PENDING record."""
+    task = _task_for(spec, args, kwargs, priority, options)
+    record = TaskResult(
+        task.id, TaskStatus.PENDING, spec.name, None, None, utcnow(), None, None, 0,
+        args, kwargs, priority, workflow_id=task.workflow_id, workflow_step=task.workflow_step,
+    )  # fmt: skip
+    return task, record
+
+
+def _task_for(
+    spec: TaskSpec, args: tuple, kwargs: dict, priority: int, options: SubmitOptions | None
+) -> Task:
+    """A new task of ``spec``: its defaults, then ``options`` (a workflow's step takes the
+    id and the place its workflow gave it)."""
     tag = None if options is None else options.next_tag()
     task_id = new_task_id() if tag is None else tag.task_id
     max_retries, retry_delay, timeout, eta = spec.max_retries, spec.retry_delay, spec.timeout, None
@@ -281,11 +288,6 @@ def _new_task(
         task_id, spec.name, args, kwargs, max_retries, retry_delay, 0, priority,
         spec.cpu_bound, timeout, eta, limits,
     )  # fmt: skip
-    record = TaskResult(
-        task_id, TaskStatus.PENDING, spec.name, None, None, utcnow(), None, None, 0,
-        args, kwargs, priority,
-    )  # fmt: skip
     if tag is not None:  # a workflow's step
-        task.workflow_id = record.workflow_id = tag.workflow_id
-        task.workflow_step = record.workflow_step = tag.step
-    return task, record
+        task.workflow_id, task.workflow_step = tag.workflow_id, tag.step
+    return task
