@@ -57,7 +57,10 @@ class SchedulerContract(PerKindDatabase):
             await scheduler.stop()
             await scheduler.backend.close()
 
-    async def test_runs_fire_within_100ms_and_never_drift(self, make) -> None:
+    async def test_runs_fire_on_their_grid_and_never_drift(self, make) -> None:
+        # How late a run fires is a speed figure: benchmarks/bench_scheduler.py measures it
+        # (p99 under 100 ms). Here: every run is due on the schedule's own grid, none twice,
+        # none early, and a run missed while the loop stalled is dropped, not fired late.
         rec = Recorder()
         scheduler = make(rec)
         await scheduler.start()
@@ -66,10 +69,11 @@ class SchedulerContract(PerKindDatabase):
         await rec.wait_for(5)
         await scheduler.stop()
         runs = sorted(await scheduler.list_runs(sid), key=lambda r: r.due_at)
-        assert [r.due_at for r in runs[:5]] == [start + i * 150 * MS for i in range(5)]
-        lateness = sorted(r.fired_at - r.due_at for r in runs)
-        assert lateness[0] >= timedelta(0) and lateness[-2] < 100 * MS  # one outlier allowed:
-        assert lateness[-1] < 500 * MS  # the machine is shared
+        assert len(runs) >= 5
+        steps = [(r.due_at - start) / (150 * MS) for r in runs]
+        assert all(step == int(step) for step in steps), steps  # on the grid: no drift
+        assert steps[0] >= 0 and steps == sorted(set(steps))  # each due time once
+        assert all(r.fired_at >= r.due_at for r in runs)
         assert all(r.outcome is RunOutcome.SUBMITTED for r in runs)
         stored = await scheduler.get_schedule(sid)
         assert stored.next_run_at == runs[-1].due_at + 150 * MS
