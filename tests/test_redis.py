@@ -182,6 +182,34 @@ async def test_stop_without_wait_returns_tasks_to_the_queue(prefix: str) -> None
     await app.stop()
 
 
+async def test_tasks_leased_at_submit_and_stopped_at_once_go_back_to_the_queue(
+    prefix: str,
+) -> None:
+    # a task leased to this process by its submit is handed to the workers a loop turn
+    # later (its submitter's next request goes out first); a stop in between must give
+    # it back like any task not started, never leave it leased to a process that is gone
+    app = app_for(prefix)
+    runs: list[int] = []
+
+    @app.task()
+    async def note(i: int) -> int:
+        runs.append(i)
+        return i
+
+    await app.start()
+    ids = [await app.submit(note, i) for i in range(3)]
+    remote = app.io_executor._remote
+    assert remote is not None and remote.admitting >= 1  # the last one is on its way
+    await app.stop(wait=False)
+    counts = await app.io_executor.broker.counts()
+    assert counts["inflight"] == 0  # none is left leased to a stopped process
+    await app.start()
+    done = [await app.wait_for_result(task_id, timeout=10) for task_id in ids]
+    await app.stop()
+    assert [r.result for r in done] == [0, 1, 2]
+    assert sorted(runs) == [0, 1, 2]  # each ran once
+
+
 def test_worker_refuses_to_start_without_a_secret(prefix: str) -> None:
     env = {k: v for k, v in os.environ.items() if k != "FLOWRRA_SECRET_KEY"}
     env["FLOWRRA_TEST_PREFIX"] = prefix

@@ -75,8 +75,10 @@ _RECENT = 100_000  # completions remembered by the listener, so most waits need 
 _PRUNE = 1000  # expired ids taken out of the indexes per script call
 
 # store(p, channel, origin, rows, queued): rows (id, status, score, name, ttl, blob,
-# fresh). A fresh record (just submitted) is in no index yet and is not announced: its
-# submitter announces it to its own event bus; every other write is announced on the
+# fresh); the score is a string (Python's repr of the submit time): as a Lua number it
+# cost a float formatting and parsing more per index entry. A fresh record (just
+# submitted) is in no index yet and is not announced: its submitter announces it to its
+# own event bus; every other write is announced on the
 # channel, in order, in the last state it has in the batch. Indexes take the last row of
 # each id in the batch; writes of many rows go out as a few commands of many arguments.
 # prune(p, limit) takes expired ids out of the indexes. Keys are built here from the
@@ -185,7 +187,8 @@ end
 )
 
 # ARGV: prefix, channel, origin, queue database ('' when it is this one), this database,
-# the batch as JSON {r = record rows, q = {{queue, rows}}, a = {{queue, {priority, id}}}}
+# the batch as JSON {r = record rows, q = {{queue, rows}}, a = {{queue, {priority, id},
+# 1 if a task acknowledged there has limits}}}
 # with blob fields as [length] (a record row's as a plain length: it is always field 6),
 # the blobs joined in that order, '1' to prune expired index entries (a ttl is set), and
 # 1 if the writer is subscribed to the channel itself (0 if not). Returns the ids of
@@ -227,7 +230,7 @@ local claimed = {}
 if #m.q + #m.a > 0 then
   if qdb ~= '' then redis.call('SELECT', tonumber(qdb)) end
   for _, g in ipairs(m.q) do enqueue(g[1], g[2], claimed) end
-  for _, g in ipairs(m.a) do ack(g[1], g[2]) end
+  for _, g in ipairs(m.a) do ack(g[1], g[2], g[3] ~= 0) end
   if qdb ~= '' then redis.call('SELECT', tonumber(home)) end
 end
 for _, r in ipairs(refused) do claimed[#claimed + 1] = r end
@@ -269,7 +272,7 @@ def _new_rows(item: tuple[Any, ...]) -> tuple[list[Any], list[Any]]:
     their write, each holds one flat tuple (every object they hold costs the garbage
     collector)."""
     _, _, task_id, score, name, priority, due, limits, lease, blob = item
-    record = [task_id, "pending", score, name, 0, len(blob), 1]
+    record = [task_id, "pending", repr(score), name, 0, len(blob), 1]
     queued = [task_id, priority, due, _FROM_RECORD]  # the payload is the record's blob
     if limits is not None:
         queued += (0, limits)
@@ -282,7 +285,7 @@ def _record_row(record: TaskResult, status: str, ttl: int, blob: bytes, fresh: b
     """The write script's row for ``record`` stored as ``blob`` (see ``store``)."""
     submitted_at = record.submitted_at
     return [
-        record.task_id, status, submitted_at.timestamp() if submitted_at is not None else 0.0,
+        record.task_id, status, repr(submitted_at.timestamp()) if submitted_at is not None else "0",
         record.task_name or "", ttl, len(blob), 1 if fresh else 0,
     ]  # fmt: skip
 
@@ -558,9 +561,13 @@ class RedisBackend(BaseResultBackend):
         return items
 
     @staticmethod
-    def ack_item(broker: RedisBroker, priority: int, task_id: str) -> tuple[Any, ...]:
-        """A write item that acknowledges a finished task on a linked broker."""
-        return ("a", broker.queue_key, priority, task_id)
+    def ack_item(
+        broker: RedisBroker, priority: int, task_id: str, limited: bool = True
+    ) -> tuple[Any, ...]:
+        """A write item that acknowledges a finished task on a linked broker; pass
+        ``limited=False`` for a task without limits (its acknowledgement then skips
+        their bookkeeping)."""
+        return ("a", broker.queue_key, priority, task_id, limited)
 
     async def write_entries(self, items: list[tuple[Any, ...]]) -> list[bytes]:
         """Write ``items`` now, in one script call, after nothing else; return the ids of
@@ -606,6 +613,7 @@ class RedisBackend(BaseResultBackend):
         records: list[list[Any]] = []
         queues: dict[str, list[list[Any]]] = {}
         acks: dict[str, list[Any]] = {}
+        limited: set[str] = set()  # queues acknowledging a task that has limits
         record_blobs: list[bytes] = []
         queue_blobs: dict[str, list[bytes]] = {}
         uniques: list[list[Any]] = []
@@ -632,7 +640,10 @@ class RedisBackend(BaseResultBackend):
                 uniques.append(item[1])
             else:
                 acks.setdefault(item[1], []).extend((item[2], item[3]))
-        batch: dict[str, Any] = {"r": records, "q": list(queues.items()), "a": list(acks.items())}
+                if item[4]:
+                    limited.add(item[1])
+        acked = [(q, pairs, 1 if q in limited else 0) for q, pairs in acks.items()]
+        batch: dict[str, Any] = {"r": records, "q": list(queues.items()), "a": acked}
         if uniques:
             batch["u"] = uniques
         meta = dump_json(batch)

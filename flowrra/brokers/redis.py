@@ -93,7 +93,8 @@ LUA_NOW = "local t = redis.call('TIME') local now = tonumber(t[1]) + tonumber(t[
 #: workers. A row with a lease (seconds) is leased at once to the process that submits
 #: it, which has idle workers, when no task waits in the queue: its id is added to
 #: ``claimed`` and it never waits in the queue.
-#: ``ack(q, pairs)``: ``{priority, id, ...}`` of finished tasks. Needs ``now`` and
+#: ``ack(q, pairs, limited)``: ``{priority, id, ...}`` of finished tasks (``limited``
+#: false: none of them has limits, whose bookkeeping is then skipped). Needs ``now`` and
 #: ``chunked`` (see :data:`~flowrra.redis_client.LUA_ROWS`). A row's sixth field, if any,
 #: is its limits (:mod:`~flowrra.brokers.redis_limits`): such a row is never leased at once.
 LUA_QUEUE = (
@@ -132,8 +133,8 @@ local function enqueue(q, batch, claimed)
   if #ready + #delayed > 0 then redis.call('PUBLISH', q .. ':wakeup', n) end
   return n
 end
-local function ack(q, pairs)
-  release_all(q, pairs, true)
+local function ack(q, pairs, limited)
+  if limited ~= false then release_all(q, pairs, true) end
   local members, ids = {}, {}
   for i = 1, #pairs, 2 do
     members[#members + 1] = pairs[i] .. ':' .. pairs[i + 1]

@@ -70,6 +70,7 @@ class RemoteQueue:
         self._keeper: LeaseKeeper | None = None
         self._started_at = time.time()
         self._chores: set[asyncio.Task[Any]] = set()
+        self._arriving: list[TakenTask] = []  # see run_claimed_soon
         self._settling: set[asyncio.Future[None]] = set()  # see settle_later
         #: The submit side (flowrra.executors.remote_submit).
         self.submits = RemoteSubmit(self)
@@ -96,6 +97,28 @@ class RemoteQueue:
             return
         for item in taken:
             await self._admit(item)
+
+    def run_claimed_soon(self, item: TakenTask) -> None:
+        """Run here a task the submit script leased to this process, admitted from a
+        callback of the loop's next turn. A submitter that goes on to its next submit
+        sends that one first: on the one-submit loop (benchmark (d)) the admission was
+        on the path between a reply and the next request. Until then the task counts
+        in :attr:`admitting` (no more tasks are taken than the workers can hold), and
+        :meth:`stop` admits it first (then gives it back, as any task not started)."""
+        self._arriving.append(item)
+        if len(self._arriving) == 1:
+            asyncio.get_running_loop().call_soon(self._admit_arrivals)
+
+    @property
+    def admitting(self) -> int:
+        """Tasks leased here at submit whose admission is on its way."""
+        return len(self._arriving)
+
+    def _admit_arrivals(self) -> None:
+        arriving, self._arriving = self._arriving, []
+        for item in arriving:
+            if not self._admit_now(item):
+                self._chore(self._admit_or_give_up(item))
 
     async def start(self) -> None:
         """Start feeding local workers from the broker, and the lease keeper."""
@@ -156,7 +179,7 @@ class RemoteQueue:
         delay = 0.05
         executor = self.executor
         while not self._stopping:
-            free = self.holding - len(executor._active)
+            free = self.holding - len(executor._active) - self.admitting
             if free <= 0:
                 self._room.clear()
                 await self._room.wait()
@@ -184,11 +207,7 @@ class RemoteQueue:
                 # than the lease) and this take leased it again: it runs, or ran, here
                 logger.info("Task %s is still held here: not run twice", item.task.id)
                 continue
-            try:
-                await self._admit(item)
-            except Exception as exc:  # e.g. a shipped function that cannot be loaded
-                logger.error("Cannot run task %s (%s): %s", item.task.name, item.task.id, exc)
-                await self._give_up(item, f"{type(exc).__name__}: {exc}", exc)
+            await self._admit_or_give_up(item)
         for task_id, reason in taken.dead:
             await self._tell_dead_letter(task_id, reason)
         for task_id in taken.missing:
@@ -207,7 +226,16 @@ class RemoteQueue:
         self.taken[task.id] = item
         return record
 
+    async def _admit_or_give_up(self, item: TakenTask) -> None:
+        try:
+            await self._admit(item)
+        except Exception as exc:  # e.g. a shipped function that cannot be loaded
+            logger.error("Cannot run task %s (%s): %s", item.task.name, item.task.id, exc)
+            await self._give_up(item, f"{type(exc).__name__}: {exc}", exc)
+
     async def _admit(self, item: TakenTask) -> None:
+        if self._admit_now(item):
+            return
         task = item.task
         executor = self.executor
         if item.deliveries == -1:  # its worker died after a cancel was asked
@@ -225,17 +253,29 @@ class RemoteQueue:
             )
             await executor._finish(record, TaskStatus.FAILED, exc=BrokerError(message))
             return
+        assert item.function is not None  # a shipped function this process has not loaded
+        func = loads(await self.broker.load_function_bytes(item.function))
+        self.functions[item.function] = func
+        self._admit_now(item)
+
+    def _admit_now(self, item: TakenTask) -> bool:
+        """Hand ``item`` to the local workers if that needs no wait: False for a task
+        to end at once (delivered too often, cancelled) or whose shipped function is not
+        loaded here yet (see :meth:`_admit`)."""
+        if item.deliveries:
+            return False
+        task = item.task
         if item.function is not None:
             func = self.functions.get(item.function)
             if func is None:
-                func = loads(await self.broker.load_function_bytes(item.function))
-                self.functions[item.function] = func
+                return False
             self.shipped[task.id] = TaskSpec(
                 task.name, func, task.cpu_bound, task.max_retries, task.retry_delay, task.timeout
             )
         self._hold(item)
         logger.info("Received %s[%s]", task.name, task.id)
-        executor._queue.push_nowait(task)
+        self.executor._queue.push_nowait(task)
+        return True
 
     async def _give_up(self, item: TakenTask, reason: str, exc: Exception) -> None:
         """End a taken task FAILED without running it."""
@@ -278,7 +318,8 @@ class RemoteQueue:
         item = self.taken.get(record.task_id)
         backend = self.linked
         if item is not None and backend is not None:
-            ack = backend.ack_item(self.broker, item.task.priority, item.task.id)
+            task = item.task
+            ack = backend.ack_item(self.broker, task.priority, task.id, task.limits is not None)
             backend.store_nowait(record.task_id, record, also=[ack])  # may raise: no change
         else:
             await self.executor._save(record)
@@ -375,6 +416,7 @@ class RemoteQueue:
     async def stop(self, wait: bool, timeout: float | None) -> None:
         """Stop taking tasks, give back those not started, drain or give back the rest."""
         executor = self.executor
+        self._admit_arrivals()  # leased here at submit: given back below with the rest
         self._stopping = True
         if self._feeder is not None:
             self._feeder.cancel()

@@ -129,8 +129,8 @@ class RemoteSubmit:
         if held is not None:
             if executor.events.has_subscribers:
                 executor.events.publish("task.submitted", pending_record(held, submitted_at))
-            if claimed:
-                await self.remote.run_claimed([TakenTask(held, submitted_at, digest)], claimed)
+            if claimed and held.id.encode() in claimed:  # leased here: see run_claimed_soon
+                self.remote.run_claimed_soon(TakenTask(held, submitted_at, digest))
         return task_id
 
     async def submit(
@@ -181,7 +181,7 @@ class RemoteSubmit:
         remote = self.remote
         if not remote.feeding:
             return 0
-        free = remote.holding - len(self.executor._active) - self._reserved
+        free = remote.holding - len(self.executor._active) - self._reserved - remote.admitting
         claim = max(0, min(count, free))
         self._reserved += claim
         return claim
