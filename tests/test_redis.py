@@ -210,6 +210,36 @@ async def test_tasks_leased_at_submit_and_stopped_at_once_go_back_to_the_queue(
     assert sorted(runs) == [0, 1, 2]  # each ran once
 
 
+async def test_tasks_leased_at_submit_end_in_one_status_index(prefix: str) -> None:
+    # a task leased to this process by its submit is taken out of the pending index
+    # only when nothing but its PENDING state was written from here; one whose RUNNING
+    # state was written (it ran longer than a write) is taken out of every other index
+    app = app_for(prefix)
+    release = asyncio.Event()
+
+    @app.task()
+    async def quick() -> str:
+        return "quick"
+
+    @app.task()
+    async def held() -> str:
+        await release.wait()
+        return "held"
+
+    async with app:
+        quick_ids = [await app.submit(quick) for _ in range(20)]
+        held_id = await app.submit(held)
+        while await app.list_results(status="running", task_name="held") == []:
+            await asyncio.sleep(0.01)  # its RUNNING state reaches Redis
+        release.set()
+        for task_id in [*quick_ids, held_id]:
+            await app.wait_for_result(task_id, timeout=10)
+        for status in ("pending", "running", "retrying"):
+            assert await app.list_results(status=status) == [], status
+        done = {r.task_id for r in await app.list_results(status="success", limit=100)}
+        assert done == {*quick_ids, held_id}
+
+
 def test_worker_refuses_to_start_without_a_secret(prefix: str) -> None:
     env = {k: v for k, v in os.environ.items() if k != "FLOWRRA_SECRET_KEY"}
     env["FLOWRRA_TEST_PREFIX"] = prefix

@@ -75,11 +75,12 @@ _RECENT = 100_000  # completions remembered by the listener, so most waits need 
 _PRUNE = 1000  # expired ids taken out of the indexes per script call
 
 # store(p, channel, origin, rows, queued): rows (id, status, score, name, ttl, blob,
-# fresh); the score is a string (Python's repr of the submit time): as a Lua number it
-# cost a float formatting and parsing more per index entry. A fresh record (just
-# submitted) is in no index yet and is not announced: its submitter announces it to its
-# own event bus; every other write is announced on the
-# channel, in order, in the last state it has in the batch. Indexes take the last row of
+# fresh[, 1: a final state whose record can be in the pending index only]); the score
+# is a string (Python's repr of the submit time): as a Lua number it cost a float
+# formatting and parsing more per index entry. A fresh record (just submitted) is in no
+# index yet and is not announced: its submitter announces it to its own event bus; every
+# other write is announced on the channel, in order, in the last state it has in the
+# batch. Indexes take the last row of
 # each id in the batch; writes of many rows go out as a few commands of many arguments.
 # prune(p, limit) takes expired ids out of the indexes. Keys are built here from the
 # prefix: every key of a record lives under it.
@@ -88,6 +89,7 @@ _LUA_RECORDS = (
     + """
 local statuses = {'pending', 'running', 'success', 'failed', 'retrying', 'cancelled'}
 local passing = {'pending', 'running', 'retrying'}
+local only_pending = {'pending'}
 local final = {success = true, failed = true, cancelled = true}
 local function add(groups, key, a, b)
   local g = groups[key]
@@ -145,7 +147,9 @@ local function store(p, channel, origin, batch, queued, me)
         end
         add(by_status, status, score, id)
         if not fresh then  -- a final state can only follow one that is not
-          for _, other in ipairs(final[status] and passing or statuses) do
+          local from = statuses
+          if final[status] then from = r[8] == 1 and only_pending or passing end
+          for _, other in ipairs(from) do
             if other ~= status then add(moved, other, id) end
           end
         end
@@ -348,6 +352,9 @@ class RedisBackend(BaseResultBackend):
         self._fresh: OrderedDict[str, int] = OrderedDict()
         self._generation = 0
         self._written: dict[str, asyncio.Future[None]] = {}
+        # tasks leased to this process by their submit (see claimed_here): True once a
+        # state other than their fresh PENDING one was written from here
+        self._claimed: OrderedDict[str, bool] = OrderedDict()
 
     def __repr__(self) -> str:
         return f"RedisBackend({redacted(self.url)!r}, key_prefix={self.prefix!r})"
@@ -569,6 +576,32 @@ class RedisBackend(BaseResultBackend):
         their bookkeeping)."""
         return ("a", broker.queue_key, priority, task_id, limited)
 
+    def claimed_here(self, task_id: str) -> None:
+        """Note that ``task_id`` was leased to this process by its submit, which wrote
+        its fresh PENDING record. Until another state of it is written from here, that
+        record can be in the pending index only: its final write then takes it out of
+        that one index, not of all three where a task can wait or run (two commands
+        fewer per task on the one-submit loop). Forgetting a task (more than
+        ``_RECENT`` at once) only costs those commands."""
+        claimed = self._claimed
+        claimed[task_id] = False
+        if len(claimed) > _RECENT:
+            claimed.popitem(last=False)
+
+    def _moving(self, row: list[Any]) -> None:
+        """At flush time, for a record row of a task :meth:`claimed_here`: a final
+        state written while only its PENDING one was gets the row's hint (field 8)."""
+        task_id, status = row[0], row[1]
+        moved = self._claimed.get(task_id)
+        if moved is None or row[6]:
+            return
+        if status in _TERMINAL_VALUES:
+            del self._claimed[task_id]
+            if not moved:
+                row.append(1)
+        else:
+            self._claimed[task_id] = True
+
     async def write_entries(self, items: list[tuple[Any, ...]]) -> list[bytes]:
         """Write ``items`` now, in one script call, after nothing else; return the ids of
         queued tasks leased to this process at once (see :meth:`queue_items`)."""
@@ -625,6 +658,8 @@ class RedisBackend(BaseResultBackend):
                     continue  # a later state of this record is in the batch
                 item = self._entry(item[1])
             if item[0] == "r":
+                if self._claimed:
+                    self._moving(item[1])
                 records.append(item[1])
                 record_blobs.append(item[2])
             elif item[0] == "n":  # a new task: its fresh record is its queue payload

@@ -130,6 +130,7 @@ class RemoteSubmit:
             if executor.events.has_subscribers:
                 executor.events.publish("task.submitted", pending_record(held, submitted_at))
             if claimed and held.id.encode() in claimed:  # leased here: see run_claimed_soon
+                backend.claimed_here(task_id)
                 self.remote.run_claimed_soon(TakenTask(held, submitted_at, digest))
         return task_id
 
