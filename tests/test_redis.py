@@ -240,6 +240,29 @@ async def test_tasks_leased_at_submit_end_in_one_status_index(prefix: str) -> No
         assert done == {*quick_ids, held_id}
 
 
+async def test_a_unique_key_is_let_go_among_tasks_that_hold_none(prefix: str) -> None:
+    # the final writes of plain tasks leased at submit look for no unique key; the one
+    # of a task that holds a key, written in the same calls, still lets it go
+    app = app_for(prefix)
+
+    @app.task()
+    async def quick(i: int) -> int:
+        return i
+
+    async with app:
+        first = await app.apply(quick, (0,), unique_key="k")
+        plain = [await app.submit(quick, i) for i in range(1, 20)]
+        for task_id in [first, *plain]:
+            await app.wait_for_result(task_id, timeout=10)
+        backend = app.io_executor.results
+        await backend.drain()
+        p = backend.prefix
+        assert await backend.client.exists(f"{p}:unique:k", f"{p}:unique_keys") == 0
+        again = await app.apply(quick, (0,), unique_key="k")
+        assert again != first  # the key was let go when the first one finished
+        await app.wait_for_result(again, timeout=10)
+
+
 def test_worker_refuses_to_start_without_a_secret(prefix: str) -> None:
     env = {k: v for k, v in os.environ.items() if k != "FLOWRRA_SECRET_KEY"}
     env["FLOWRRA_TEST_PREFIX"] = prefix

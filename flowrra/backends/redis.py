@@ -75,7 +75,8 @@ _RECENT = 100_000  # completions remembered by the listener, so most waits need 
 _PRUNE = 1000  # expired ids taken out of the indexes per script call
 
 # store(p, channel, origin, rows, queued): rows (id, status, score, name, ttl, blob,
-# fresh[, 1: a final state whose record can be in the pending index only]); the score
+# fresh[, 1: a final state of a task that holds no unique key and whose record can be
+# in the pending index only]); the score
 # is a string (Python's repr of the submit time): as a Lua number it cost a float
 # formatting and parsing more per index entry. A fresh record (just submitted) is in no
 # index yet and is not announced: its submitter announces it to its own event bus; every
@@ -119,7 +120,7 @@ local function store(p, channel, origin, batch, queued, me)
   -- announced only when a process other than the writer listens: a lone process
   -- resolves its own waiters from its own writes
   local others = redis.call('PUBSUB', 'NUMSUB', channel)[2] - me > 0
-  local uniques = redis.call('EXISTS', p .. ':unique_keys') == 1
+  local uniques  -- whether any task holds a unique key: looked up once, if needed
   local last = {}
   for i, r in ipairs(batch) do last[r[1]] = i end
   -- a fresh record never replaces one that exists: a worker may have taken the task and
@@ -138,7 +139,10 @@ local function store(p, channel, origin, batch, queued, me)
           redis.call('PUBLISH', channel, origin .. '|' .. status .. '|' .. id .. '|' .. blob)
         end
         local key = p .. ':result:' .. id
-        if uniques and final[status] then release_unique(p, id) end
+        if final[status] and r[8] ~= 1 then  -- a hinted row's task has no unique key
+          if uniques == nil then uniques = redis.call('EXISTS', p .. ':unique_keys') == 1 end
+          if uniques then release_unique(p, id) end
+        end
         if ttl > 0 then
           redis.call('SET', key, blob, 'EX', ttl)
           expiry[#expiry + 1] = now + ttl; expiry[#expiry + 1] = id .. ':' .. name
@@ -578,11 +582,12 @@ class RedisBackend(BaseResultBackend):
 
     def claimed_here(self, task_id: str) -> None:
         """Note that ``task_id`` was leased to this process by its submit, which wrote
-        its fresh PENDING record. Until another state of it is written from here, that
-        record can be in the pending index only: its final write then takes it out of
-        that one index, not of all three where a task can wait or run (two commands
-        fewer per task on the one-submit loop). Forgetting a task (more than
-        ``_RECENT`` at once) only costs those commands."""
+        its fresh PENDING record and claimed no unique key for it. Until another state
+        of it is written from here, that record can be in the pending index only: its
+        final write then takes it out of that one index, not of all three where a task
+        can wait or run, and looks for no unique key to let go (three commands fewer per
+        task on the one-submit loop). Forgetting a task (more than ``_RECENT`` at once)
+        only costs those commands."""
         claimed = self._claimed
         claimed[task_id] = False
         if len(claimed) > _RECENT:
