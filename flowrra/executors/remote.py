@@ -116,9 +116,12 @@ class RemoteQueue:
 
     def _admit_arrivals(self) -> None:
         arriving, self._arriving = self._arriving, []
-        for item in arriving:
-            if not self._admit_now(item):
-                self._chore(self._admit_or_give_up(item))
+        for item in arriving:  # one that fails must not strand the ones after it
+            try:
+                if not self._admit_now(item):
+                    self._chore(self._admit_or_give_up(item))
+            except Exception as exc:
+                self._chore(self._not_admitted(item, exc))
 
     async def start(self) -> None:
         """Start feeding local workers from the broker, and the lease keeper."""
@@ -230,8 +233,12 @@ class RemoteQueue:
         try:
             await self._admit(item)
         except Exception as exc:  # e.g. a shipped function that cannot be loaded
-            logger.error("Cannot run task %s (%s): %s", item.task.name, item.task.id, exc)
-            await self._give_up(item, f"{type(exc).__name__}: {exc}", exc)
+            await self._not_admitted(item, exc)
+
+    def _not_admitted(self, item: TakenTask, exc: Exception) -> Coroutine[Any, Any, None]:
+        """Log that ``item`` cannot run; the coroutine that ends it FAILED."""
+        logger.error("Cannot run task %s (%s): %s", item.task.name, item.task.id, exc)
+        return self._give_up(item, f"{type(exc).__name__}: {exc}", exc)
 
     async def _admit(self, item: TakenTask) -> None:
         if self._admit_now(item):
