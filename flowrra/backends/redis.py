@@ -76,13 +76,12 @@ _PRUNE = 1000  # expired ids taken out of the indexes per script call
 
 # store(p, channel, origin, rows, queued): rows (id, status, score, name, ttl, blob,
 # fresh[, 1: a final state of a task that holds no unique key and whose record can be
-# in the pending index only]); the score
-# is a string (Python's repr of the submit time): as a Lua number it cost a float
-# formatting and parsing more per index entry. A fresh record (just submitted) is in no
-# index yet and is not announced: its submitter announces it to its own event bus; every
-# other write is announced on the channel, in order, in the last state it has in the
-# batch. Indexes take the last row of
-# each id in the batch; writes of many rows go out as a few commands of many arguments.
+# in the pending index only]); the score is a string (Python's repr of the submit time):
+# as a Lua number it cost a float formatting and parsing more per index entry. A fresh
+# record (just submitted) is in no index yet and is not announced: its submitter
+# announces it to its own event bus; every other write is announced on the channel, in
+# order, in the last state it has in the batch. Indexes take the last row of each id in
+# the batch; writes of many rows go out as a few commands of many arguments.
 # prune(p, limit) takes expired ids out of the indexes. Keys are built here from the
 # prefix: every key of a record lives under it.
 _LUA_RECORDS = (
