@@ -155,7 +155,7 @@ class Flowrra:
         self._backend.on_dead_letter = self._on_dead_letter
 
     def _is_unfinished_here(self, task_id: str) -> bool:
-        return task_id in self._io_executor._active or task_id in self._cpu_executor._active
+        return self._io_executor.holds(task_id) or self._cpu_executor.holds(task_id)
 
     def _on_dead_letter(self, task_id: str, reason: str) -> None:
         self._chore(self._fail_dead_lettered(task_id, reason))
@@ -532,7 +532,7 @@ class Flowrra:
         finished (or is unknown). A workflow's id cancels the workflow (see :meth:`run`).
         """
         for executor in (self._io_executor, self._cpu_executor):
-            if task_id in executor._active:
+            if executor.holds(task_id):
                 return await executor.cancel(task_id)
         if await self._workflows.is_workflow(task_id):  # its steps not finished, too
             return await self._workflows.cancel(task_id)

@@ -263,6 +263,35 @@ async def test_a_unique_key_is_let_go_among_tasks_that_hold_none(prefix: str) ->
         await app.wait_for_result(again, timeout=10)
 
 
+async def test_a_task_leased_at_submit_can_be_cancelled_at_once(prefix: str) -> None:
+    # leased to this process by its submit and handed to the workers a loop turn later:
+    # a cancel in between still finds it and it never runs
+    app = app_for(prefix)
+    ran: list[int] = []
+    gate = asyncio.Event()
+
+    @app.task()
+    async def busy() -> None:
+        await gate.wait()
+
+    @app.task()
+    async def note(i: int) -> int:
+        ran.append(i)
+        return i
+
+    async with app:
+        blockers = [await app.submit(busy) for _ in range(4)]  # every worker is busy
+        task_id = await app.submit(note, 1)
+        assert app.io_executor.active_count() == 5  # it counts as soon as submitted
+        assert await app.cancel(task_id) is True
+        gate.set()
+        for blocker in blockers:
+            await app.wait_for_result(blocker, timeout=10)
+        record = await app.get_result(task_id)
+    assert record is not None and record.status is TaskStatus.CANCELLED
+    assert ran == []
+
+
 def test_worker_refuses_to_start_without_a_secret(prefix: str) -> None:
     env = {k: v for k, v in os.environ.items() if k != "FLOWRRA_SECRET_KEY"}
     env["FLOWRRA_TEST_PREFIX"] = prefix

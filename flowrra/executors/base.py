@@ -251,11 +251,16 @@ class BaseTaskExecutor(ABC):
 
     def queue_size(self) -> int:
         """Tasks queued and waiting for a worker."""
-        return self._queue.qsize()
+        return self._queue.qsize() + self._arriving()
 
     def active_count(self) -> int:
         """Tasks submitted and not yet finished (queued, delayed, retrying or running)."""
-        return len(self._active)
+        return len(self._active) + self._arriving()
+
+    def _arriving(self) -> int:
+        """Tasks leased to this process by their submit, handed to the workers at the
+        loop's next turn (see RemoteQueue.run_claimed_soon)."""
+        return self._remote.admitting if self._remote is not None else 0
 
     # ------------------------------------------------------------- registration
     def task(
@@ -788,10 +793,20 @@ class BaseTaskExecutor(ABC):
         return delay
 
     # ------------------------------------------------------------------- cancel
+    def holds(self, task_id: str) -> bool:
+        """True if ``task_id`` is queued, waiting or running in this executor. A task
+        leased to this process by its submit is handed to the workers a loop turn after
+        the submit returns: it is admitted now, so that it counts at once."""
+        remote = self._remote
+        if remote is not None and remote.admitting:
+            remote.admit_arrivals()
+        return task_id in self._active
+
     async def cancel(self, task_id: str) -> bool:
         """Cancel ``task_id``: a queued or delayed task never runs, a running one is
         stopped. Returns True once the record is CANCELLED, False if the task had
         already finished or is unknown."""
+        self.holds(task_id)  # a task leased here at submit is admitted first
         record = self._active.get(task_id)
         if record is None:
             return await self._remote.cancel_queued(task_id) if self._remote else False

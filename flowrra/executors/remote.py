@@ -103,18 +103,21 @@ class RemoteQueue:
         callback of the loop's next turn. A submitter that goes on to its next submit
         sends that one first: on the one-submit loop (benchmark (d)) the admission was
         on the path between a reply and the next request. Until then the task counts
-        in :attr:`admitting` (no more tasks are taken than the workers can hold), and
-        :meth:`stop` admits it first (then gives it back, as any task not started)."""
+        in :attr:`admitting` (no more tasks are taken than the workers can hold);
+        :meth:`stop` and a cancel admit the arrivals first (see :meth:`admit_arrivals`)."""
         self._arriving.append(item)
         if len(self._arriving) == 1:
-            asyncio.get_running_loop().call_soon(self._admit_arrivals)
+            asyncio.get_running_loop().call_soon(self.admit_arrivals)
 
     @property
     def admitting(self) -> int:
         """Tasks leased here at submit whose admission is on its way."""
         return len(self._arriving)
 
-    def _admit_arrivals(self) -> None:
+    def admit_arrivals(self) -> None:
+        """Admit now the tasks :meth:`run_claimed_soon` was given: before a stop (they
+        are then given back, as any task not started) or a cancel (which must find
+        them here)."""
         arriving, self._arriving = self._arriving, []
         for item in arriving:  # one that fails must not strand the ones after it
             try:
@@ -423,7 +426,7 @@ class RemoteQueue:
     async def stop(self, wait: bool, timeout: float | None) -> None:
         """Stop taking tasks, give back those not started, drain or give back the rest."""
         executor = self.executor
-        self._admit_arrivals()  # leased here at submit: given back below with the rest
+        self.admit_arrivals()  # leased here at submit: given back below with the rest
         self._stopping = True
         if self._feeder is not None:
             self._feeder.cancel()
