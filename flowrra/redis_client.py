@@ -375,10 +375,7 @@ class Batcher:
             self._sending = False
             self._settled()
             return
-        if self._fast is None:  # fast flushes were turned off meanwhile
-            self._sending = False
-            self._runner = loop.create_task(self._run())
-            return
+        assert self._fast is not None  # only a batcher with a fast flush sends this way
         items, futures = self._take()
 
         def landed(outcome: Any, error: BaseException | None) -> None:

@@ -420,7 +420,6 @@ except ImportError:  # pragma: no cover - hiredis comes with the redis extra
     pack = _pack
 else:
     pack = _pack_with_hiredis
-pack.__doc__ = _pack.__doc__
 
 
 P = TypeVar("P", bound=asyncio.BaseProtocol)

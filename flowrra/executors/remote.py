@@ -185,7 +185,7 @@ class RemoteQueue:
         delay = 0.05
         executor = self.executor
         while not self._stopping:
-            free = self.holding - len(executor._active) - self.admitting
+            free = self.holding - executor.active_count()  # arrivals included
             if free <= 0:
                 self._room.clear()
                 await self._room.wait()

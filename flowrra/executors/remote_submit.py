@@ -182,7 +182,7 @@ class RemoteSubmit:
         remote = self.remote
         if not remote.feeding:
             return 0
-        free = remote.holding - len(self.executor._active) - self._reserved - remote.admitting
+        free = remote.holding - self.executor.active_count() - self._reserved
         claim = max(0, min(count, free))
         self._reserved += claim
         return claim
