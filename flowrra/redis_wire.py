@@ -15,12 +15,14 @@ import asyncio
 import collections
 import contextlib
 import logging
+import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from flowrra.exceptions import ConfigError
 from flowrra.redis_client import connect, redacted, transient_errors
 
-__all__ = ["ScriptLine", "pack", "subscribe"]
+__all__ = ["ScriptLine", "busy_poll_window", "pack", "subscribe"]
 
 logger = logging.getLogger("flowrra.redis")
 
@@ -160,21 +162,29 @@ class _Replies(asyncio.Protocol):
     """Reads the replies of a :class:`ScriptLine`'s connection with hiredis and hands
     them, in order, to the futures of the requests that wait for them."""
 
-    def __init__(self, reader: Any, before: asyncio.BaseProtocol) -> None:
+    def __init__(self, reader: Any, before: asyncio.BaseProtocol, poll: _BusyPoll | None) -> None:
         self.reader = reader
         self.before = before  # the stream protocol redis-py made, told when the line closes
         # each request: its future (an awaited call) or callback (a call sent without
         # waiting, told its reply or error here), and when it was sent
         self.waiting: collections.deque[tuple[Any, float]] = collections.deque()
         self.lost = False
+        self.poll = poll
+        if poll is not None:
+            poll.waiting = self.waiting
 
     def data_received(self, data: bytes) -> None:
         self.reader.feed(data)
+        poll = self.poll
+        now = poll.loop.time() if poll is not None else 0.0
         while (reply := self.reader.gets()) is not False:
             if not self.waiting:  # a reply nobody asked for: the line is out of step
                 self.lost = True  # the next call drops the connection
                 return
-            _tell(self.waiting.popleft()[0], reply)
+            target, sent = self.waiting.popleft()
+            if poll is not None:
+                poll.answered(now - sent)
+            _tell(target, reply)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
@@ -217,6 +227,81 @@ def _connection_error(what: str) -> Exception:
     return RedisConnectionError(f"Redis script line: {what}")
 
 
+#: How long (microseconds) a script line keeps the event loop polling for a reply that
+#: is due soon, instead of letting it sleep in the kernel (0: never). Read from
+#: ``FLOWRRA_REDIS_BUSY_POLL_US`` when a line is made.
+BUSY_POLL_US = 500
+
+
+def busy_poll_window() -> float:
+    """The busy-poll window in seconds: ``FLOWRRA_REDIS_BUSY_POLL_US`` (microseconds,
+    default :data:`BUSY_POLL_US`), 0 on a machine with one CPU (polling would take the CPU
+    a local Redis needs to answer)."""
+    raw = os.environ.get("FLOWRRA_REDIS_BUSY_POLL_US")
+    micros = BUSY_POLL_US
+    if raw is not None:
+        try:
+            micros = int(raw)
+        except ValueError:
+            micros = -1
+        if not 0 <= micros <= 100_000:
+            raise ConfigError(
+                f"Environment variable FLOWRRA_REDIS_BUSY_POLL_US must be a whole number of "
+                f"microseconds from 0 (no busy polling) to 100000, got {raw!r}"
+            )
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return micros / 1e6 if cpus > 1 else 0.0
+
+
+class _BusyPoll:
+    """Keeps the event loop turning (polling its sockets without blocking) for up to
+    ``window`` seconds after a request is sent, while replies are due, so that a reply is
+    read as soon as it lands instead of after the kernel wakes the sleeping thread.
+
+    On a virtual machine that wake costs about as much as a local Redis takes to answer
+    (benchmarks/RESULTS.md, "Redis, session 10": a PING from asyncio, 79-119 us sleeping
+    against 47-86 us polling). Polling burns the CPU it waits on, so it is kept for
+    replies that come back within the window: each reply scores whether it did, and a
+    line whose replies keep coming later (a distant server, long scripts) stops polling
+    until they are quick again.
+    """
+
+    __slots__ = ("loop", "score", "turning", "until", "waiting", "window")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, window: float) -> None:
+        self.loop = loop
+        self.window = window
+        self.waiting: collections.deque[tuple[Any, float]] = collections.deque()  # the line's
+        self.score = 0  # +1 per reply within the window, -2 per later one; poll if >= 0
+        self.until = 0.0
+        self.turning = False
+
+    def sent(self, now: float) -> None:
+        """A request was written at ``now``: poll until its reply or the window's end."""
+        if self.score < 0:
+            return
+        self.until = now + self.window
+        if not self.turning:
+            self.turning = True
+            self.loop.call_soon(self._turn)
+
+    def answered(self, elapsed: float) -> None:
+        """A reply came ``elapsed`` seconds after its request was sent."""
+        if elapsed <= self.window:
+            self.score = min(self.score + 1, 8)
+        else:
+            self.score = max(self.score - 2, -8)
+
+    def _turn(self) -> None:
+        if self.waiting and self.loop.time() < self.until:
+            self.loop.call_soon(self._turn)
+        else:
+            self.turning = False
+
+
 class ScriptLine:
     """One Lua script called over a connection of its own, for a caller that makes one
     call at a time (a :class:`~flowrra.redis_client.Batcher`'s flushes, a worker's takes).
@@ -245,8 +330,10 @@ class ScriptLine:
     #: ``PubSub``; the tests run both ways).
     own_reader = True
 
-    def __init__(self, client: Any, source: str) -> None:
-        """``client`` from :func:`connect`; ``source`` the script's Lua text."""
+    def __init__(self, client: Any, source: str, busy_poll: float | None = None) -> None:
+        """``client`` from :func:`connect`; ``source`` the script's Lua text;
+        ``busy_poll`` the window of :class:`_BusyPoll` in seconds (0: none; None: from
+        :func:`busy_poll_window`)."""
         self._client = client
         self._script = client.register_script(source)  # computes the sha
         self._connection: Any = None
@@ -255,6 +342,7 @@ class ScriptLine:
         self._lock: asyncio.Lock | None = None
         self._timeout: float | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._poll_window = busy_poll_window() if busy_poll is None else busy_poll
 
     async def __call__(self, args: list[Any]) -> Any:
         """Run the script with ``args`` (no keys) and return its reply."""
@@ -290,7 +378,12 @@ class ScriptLine:
         connection = await self._client.connection_pool.get_connection()
         self._connection = connection
         self._timeout = connection.socket_timeout
-        taken = await _take_over(connection, _Replies) if self.own_reader else None
+        loop, window = asyncio.get_running_loop(), self._poll_window
+
+        def make(reader: Any, before: asyncio.BaseProtocol) -> _Replies:
+            return _Replies(reader, before, _BusyPoll(loop, window) if window else None)
+
+        taken = await _take_over(connection, make) if self.own_reader else None
         if taken is not None:
             self._transport, self._replies = taken
         return connection
@@ -309,6 +402,8 @@ class ScriptLine:
         if self._timer is None and self._timeout:
             self._timer = loop.call_at(now + self._timeout, self._watch)
         self._transport.write(pack(parts))
+        if replies.poll is not None:
+            replies.poll.sent(now)
         reply = await future
         if isinstance(reply, Exception):
             raise reply
@@ -348,6 +443,8 @@ class ScriptLine:
         replies.waiting.append((landed, now))  # no reply is read before this returns
         if self._timer is None and self._timeout:
             self._timer = loop.call_at(now + self._timeout, self._watch)
+        if replies.poll is not None:
+            replies.poll.sent(now)
         return True
 
     def _watch(self) -> None:

@@ -269,6 +269,64 @@ async def test_a_line_never_writes_into_a_connection_the_server_closed(
     assert reply == b"after the kill"
 
 
+async def test_a_line_waiting_on_a_frozen_server_sleeps_instead_of_polling(
+    server: RedisServer,
+) -> None:
+    """A script line keeps the loop polling for a reply only for a short window after a
+    request (FLOWRRA_REDIS_BUSY_POLL_US, 500 us by default): a call that waits most of a
+    second on a frozen server (DEBUG SLEEP) costs the process next to no CPU, and a line
+    whose replies keep coming later than the window stops polling."""
+    from flowrra.redis_client import connect
+    from flowrra.redis_wire import ScriptLine
+
+    # ARGV[2]: milliseconds the script keeps the server busy before it answers
+    slow = """
+    if ARGV[2] then
+        local t = redis.call('TIME')
+        local until_us = t[1] * 1000000 + t[2] + ARGV[2] * 1000
+        repeat t = redis.call('TIME') until t[1] * 1000000 + t[2] >= until_us
+    end
+    return ARGV[1]"""
+    client = connect(server.url(), max_connections=4, socket_timeout=60.0)
+    line = ScriptLine(client, slow, busy_poll=0.0005)
+    try:
+        assert [await line([str(i)]) for i in range(20)] == [str(i).encode() for i in range(20)]
+        pause = server.pause(1.0)
+        deadline = time.monotonic() + 5
+        while not frozen(server):
+            assert time.monotonic() < deadline
+        cpu, wall = time.process_time(), time.monotonic()
+        reply = await asyncio.wait_for(line(["after the pause"]), timeout=10)
+        cpu, wall = time.process_time() - cpu, time.monotonic() - wall
+        pause.wait()
+        for _ in range(8):  # replies 3 ms after each request, six times the window
+            assert await line(["slow", "3"]) == b"slow"
+        poll = line._replies.poll if line._replies is not None else None
+    finally:
+        await client.aclose()
+    assert reply == b"after the pause"
+    assert wall > 0.5  # it did wait on the frozen server
+    assert cpu < 0.2, f"{cpu:.3f}s of CPU while waiting {wall:.3f}s"
+    assert poll is not None and poll.score < 0 and not poll.turning  # it stopped polling
+
+
+@pytest.mark.parametrize("raw", ["fast", "-1", "200000"])
+async def test_a_bad_busy_poll_setting_is_refused_when_the_app_is_made(
+    raw: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """FLOWRRA_REDIS_BUSY_POLL_US must be whole microseconds from 0 to 100000: anything
+    else is a ConfigError naming the variable when the Redis broker or backend is made,
+    not a failure on the first submit; 0 turns the polling off."""
+    from flowrra.exceptions import ConfigError
+    from flowrra.redis_wire import busy_poll_window
+
+    monkeypatch.setenv("FLOWRRA_REDIS_BUSY_POLL_US", raw)
+    with pytest.raises(ConfigError, match="FLOWRRA_REDIS_BUSY_POLL_US must be a whole number"):
+        Flowrra(Config(broker=BrokerConfig("redis://127.0.0.1:1/0"), secret_key=SECRET))
+    monkeypatch.setenv("FLOWRRA_REDIS_BUSY_POLL_US", "0")
+    assert busy_poll_window() == 0.0
+
+
 async def test_the_write_line_counts_toward_max_connections(server: RedisServer) -> None:
     """The backend's write line is a connection of its pool: with max_connections=2, 500
     concurrent submits and waits still use at most two connections, and all succeed."""

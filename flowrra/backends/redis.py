@@ -59,7 +59,7 @@ from flowrra.redis_client import (
     transient_errors,
     unreachable,
 )
-from flowrra.redis_wire import ScriptLine, subscribe
+from flowrra.redis_wire import ScriptLine, busy_poll_window, subscribe
 from flowrra.serialization import Signer, signer_for
 from flowrra.task import Task, TaskResult, TaskStatus, pending_record
 
@@ -340,6 +340,7 @@ class RedisBackend(BaseResultBackend):
             "retry_on_timeout": retry_on_timeout,
         }
         self._client: Any = None
+        self._busy_poll = busy_poll_window()  # a bad FLOWRRA_REDIS_BUSY_POLL_US fails here
         self._scripts: dict[str, Any] = {}
         self._write_line: ScriptLine | None = None  # the write script's own connection
         self._queue_db: str | None = None  # the linked broker's database ('' = this one)
@@ -368,7 +369,7 @@ class RedisBackend(BaseResultBackend):
         if self._client is None:
             self._client = connect(self.url, **self._options)
             self._scripts = {"prune": self._client.register_script(_PRUNE_SCRIPT)}
-            self._write_line = ScriptLine(self._client, _WRITE)
+            self._write_line = ScriptLine(self._client, _WRITE, self._busy_poll)
         return self._client
 
     def _line(self) -> ScriptLine:

@@ -59,7 +59,7 @@ from flowrra.redis_client import (
     retrying,
     unreachable,
 )
-from flowrra.redis_wire import ScriptLine, subscribe
+from flowrra.redis_wire import ScriptLine, busy_poll_window, subscribe
 from flowrra.serialization import Signer, digest_of, signer_for
 from flowrra.task import Task
 
@@ -375,6 +375,7 @@ class RedisBroker(BaseBroker):
             "retry_on_timeout": retry_on_timeout,
         }
         self._client: Any = None
+        self._busy_poll = busy_poll_window()  # a bad FLOWRRA_REDIS_BUSY_POLL_US fails here
         self._sync_client: Any = None
         self._scripts: dict[str, Any] = {}
         self._take_line: ScriptLine | None = None  # take's own connection (one feeder)
@@ -396,7 +397,7 @@ class RedisBroker(BaseBroker):
             self._client = connect(self.url, **self._options)
             for name, source in _SCRIPTS.items():
                 self._scripts[name] = self._client.register_script(source)
-            self._take_line = ScriptLine(self._client, _TAKE)
+            self._take_line = ScriptLine(self._client, _TAKE, self._busy_poll)
         return self._client
 
     async def ping(self) -> None:
