@@ -69,9 +69,21 @@ async def test_submit_wait_retry_and_list_on_redis(prefix: str) -> None:
         assert record.result == 7 and record.status is TaskStatus.SUCCESS
         retried = await app.wait_for_result(await app.submit(flaky), timeout=10)
         assert retried.result == "ok" and retried.retries == 2
-        ids = await app.map("nap", range(20))
+        announced: list[tuple[str, tuple, str]] = []
+        app.events.subscribe(
+            lambda e: (
+                announced.append((e["task"]["task_id"], e["task"]["args"], e["task"]["status"]))
+                if e["type"] == "task.submitted"
+                else None
+            )
+        )
+        ids = await app.map("nap", range(300))  # some leased to its workers at once
         results = [(await app.wait_for_result(i, timeout=10)).result for i in ids]
-        assert results == list(range(20))
+        assert results == list(range(300))
+        # a bulk submit announces each task once, as submitted, with its arguments
+        assert [a for a in announced if a[0] in ids] == [
+            (i, (n,), "pending") for n, i in enumerate(ids)
+        ]
         listed = await app.list_results(status="success", task_name="nap", limit=5)
         assert [r.task_id for r in listed] == ids[::-1][:5]
         assert (await app.get_result(one)).args == (7,)

@@ -63,7 +63,7 @@ from flowrra.redis_wire import ScriptLine, busy_poll_window, subscribe
 from flowrra.serialization import Signer, signer_for
 from flowrra.task import Task, TaskResult, TaskStatus, pending_record
 
-__all__ = ["RedisBackend"]
+__all__ = ["RedisBackend", "new_item"]
 
 logger = logging.getLogger("flowrra.redis")
 
@@ -263,19 +263,22 @@ def _snapshot(r: TaskResult) -> TaskResult:
 _FROM_RECORD = [0]
 
 
-def _new_item(
+def new_item(
     queue: str, task_id: str, score: float, name: str, priority: int, due: float,
     limits: str | None, lease: float, blob: bytes,
 ) -> tuple[Any, ...]:  # fmt: skip
-    """The write item of a new task (see ``RedisBackend.submitted``): one flat tuple of
-    plain values, leased at once for ``lease`` seconds (0: not); :func:`_new_rows` makes
-    its rows."""
+    """The write item that records and queues a new task on a linked broker
+    (:meth:`RedisBackend.send_new`, ``RemoteSubmit.new_items``): one flat tuple of plain
+    values, leased at once for ``lease`` seconds (0: not); :func:`_new_rows` makes its
+    rows. Its fresh record is the task's signed payload ``blob``, sent once and stored in
+    both places (``RedisBackend._load`` reads it as the PENDING record): one pickle, one
+    signature and one copy of the arguments per task instead of two."""
     return "n", queue, task_id, score, name, priority, due, limits, lease, blob
 
 
 def _new_rows(item: tuple[Any, ...]) -> tuple[list[Any], list[Any]]:
     """The record row and the queue row of a new task's write item ("n", see
-    ``RedisBackend.submitted``), made at flush time: while thousands of submits wait for
+    :func:`new_item`), made at flush time: while thousands of submits wait for
     their write, each holds one flat tuple (every object they hold costs the garbage
     collector)."""
     _, _, task_id, score, name, priority, due, limits, lease, blob = item
@@ -510,33 +513,6 @@ class RedisBackend(BaseResultBackend):
         entry = self._entry
         return [entry(record) for record in records]
 
-    @staticmethod
-    def submitted(
-        broker: RedisBroker,
-        records: list[TaskResult],
-        rows: list[tuple[list, bytes]],
-        claim: int = 0,
-    ) -> list[tuple[Any, ...]]:
-        """Write items that record and queue new tasks on a linked broker: ``rows``
-        (made by ``broker.rows``, one per record) are queued as :meth:`queue_items` does,
-        and each fresh record is its task's signed payload, sent once and stored in both
-        places (:meth:`_load` reads it as the PENDING record): one pickle, one signature
-        and one copy of the arguments per task instead of two."""
-        queue, lease = broker.queue_key, broker.lease
-        items: list[tuple[Any, ...]] = []
-        for i, (record, (meta, blob)) in enumerate(zip(records, rows, strict=True)):
-            at = record.submitted_at
-            score = at.timestamp() if at is not None else 0.0
-            limits = meta[5] if len(meta) > 5 else None
-            lease_now = lease if i < claim else 0
-            name = record.task_name or ""
-            items.append(
-                _new_item(
-                    queue, record.task_id, score, name, meta[1], meta[2], limits, lease_now, blob
-                )
-            )
-        return items
-
     def send_new(
         self,
         broker: RedisBroker,
@@ -545,11 +521,11 @@ class RedisBackend(BaseResultBackend):
         function: str | None,
         claim: bool,
     ) -> asyncio.Future[Any]:
-        """Queue the write that records and queues one new ``task`` (as :meth:`submitted`
-        does), leased at once to this process if ``claim``; return the write's future.
+        """Queue the write that records and queues one new ``task`` (:func:`new_item`),
+        leased at once to this process if ``claim``; return the write's future.
         Pickled and signed now: an argument that cannot be pickled raises here."""
         blob = broker.payload(task, submitted_at, function)
-        item = _new_item(broker.queue_key, task.id, submitted_at, task.name, task.priority,
+        item = new_item(broker.queue_key, task.id, submitted_at, task.name, task.priority,
                          0.0, limits_field(task), broker.lease if claim else 0, blob)  # fmt: skip
         return self._writes.add_many_nowait((item,))
 
@@ -727,7 +703,7 @@ class RedisBackend(BaseResultBackend):
     # ------------------------------------------------------------------ reads
     def _load(self, task_id: str, blob: bytes) -> TaskResult:
         """Verify and load the record blob of ``task_id`` (a task's payload, for a record
-        written by :meth:`submitted`, is read as its PENDING record)."""
+        written by :func:`new_item`, is read as its PENDING record)."""
         value = self._signer().loads(blob, task_id.encode())
         if type(value) is tuple and len(value) == 3 and isinstance(value[0], Task):
             return pending_record(value[0], value[1])
