@@ -276,10 +276,11 @@ async def _retry_after(
             error = exc
 
 
-#: ``fast(items, landed)`` of a :class:`Batcher`: send ``items`` at once, without a task,
-#: and call ``landed(outcome, None)`` or ``landed(None, error)`` when the reply arrives;
-#: False if it cannot (not connected yet: the batch then goes the awaited way).
-FastFlush = Callable[[list[Any], Callable[[Any, BaseException | None], None]], bool]
+#: ``fast(items, landed)`` of a :class:`Batcher`: send ``items`` (what ``prepare`` made of
+#: them, if the batcher has one) at once, without a task, and call ``landed(outcome,
+#: None)`` or ``landed(None, error)`` when the reply arrives; False if it cannot (not
+#: connected yet: the batch then goes the awaited way).
+FastFlush = Callable[[Any, Callable[[Any, BaseException | None], None]], bool]
 #: ``recover(items, error)`` of a :class:`Batcher`: flush ``items`` again, the awaited
 #: way, after their fast flush failed with ``error``.
 Recover = Callable[[list[Any], BaseException], Awaitable[Any]]
@@ -301,6 +302,13 @@ class Batcher:
     chain of coroutines, one turn of the loop fewer on the way back. A batch whose fast
     flush cannot start or fails goes to a task that awaits ``flush`` (``recover`` for a
     failed one, which rides out outages), and batches after it follow it there, in order.
+
+    With ``prepare`` too, ``fast`` is given ``prepare(items)``, and a full batch (``limit``
+    items) queued behind a fast flush in flight is prepared while that flush is out:
+    when its reply lands the next one goes out at once, instead of after the time it
+    takes to prepare (a bulk submit's 4,000-task batch: 10-15 ms during which Redis had
+    nothing to do). The preparation is only a head start: a batch taken otherwise than
+    it was prepared (a flush that failed, the awaited way) is prepared again.
     """
 
     def __init__(
@@ -309,14 +317,21 @@ class Batcher:
         limit: int = 0,
         fast: FastFlush | None = None,
         recover: Recover | None = None,
+        prepare: Callable[[list[Any]], Any] | None = None,
     ) -> None:
         """``flush`` is an async callable taking the list of items; ``limit`` caps the
-        items of one flush (0: no cap; a group added at once is never split); ``fast``
-        and ``recover`` see the class docstring (both or neither)."""
+        items of one flush (0: no cap; a group added at once is never split); ``fast``,
+        ``recover`` and ``prepare``: see the class docstring (``fast`` and ``recover``
+        both or neither)."""
         self._flush = flush
         self._limit = limit
         self._fast = fast if recover is not None else None
         self._recover = recover
+        self._prepare = prepare if self._fast is not None else None
+        # the next batch, prepared while a flush is out: (its first future, its number
+        # of groups, what prepare made of it)
+        self._ahead: tuple[asyncio.Future[Any], int, Any] | None = None
+        self._queued = 0  # items in _groups
         # a deque: 10,000 concurrent submits are 10,000 groups, and a list's pop(0) moved
         # the rest each time (a tenth of the client's instructions in benchmark (e))
         self._groups: collections.deque[tuple[list[Any], asyncio.Future[Any]]] = collections.deque()
@@ -332,13 +347,17 @@ class Batcher:
         """Queue ``items`` for the next flush; return the future of that flush."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        self._groups.append((list(items), future))
+        group = list(items)
+        self._groups.append((group, future))
+        self._queued += len(group)
         if self._runner is None and not self._sending:
             if self._fast is not None:  # sent once this turn's callers added theirs
                 self._sending = True
                 loop.call_soon(self._send_fast, loop)
             else:
                 self._runner = loop.create_task(self._run())
+        elif self._sending and self._ahead is None and self._full():
+            self._prepare_ahead()
         return future
 
     async def add(self, item: Any) -> None:
@@ -366,7 +385,29 @@ class Batcher:
             group, future = self._groups.popleft()
             items.extend(group)
             futures.append(future)
+        self._queued -= len(items)
+        self._ahead = None  # used (see _send_fast), or of groups taken otherwise
         return items, futures
+
+    def _full(self) -> bool:
+        """A whole batch waits (a batcher with ``prepare`` and a ``limit`` only)."""
+        return self._prepare is not None and 0 < self._limit <= self._queued
+
+    def _prepare_ahead(self) -> None:
+        """Prepare the batch :meth:`_take` would take next (see the class docstring)."""
+        assert self._prepare is not None
+        items: list[Any] = []
+        count = 0
+        for group, _future in self._groups:
+            if items and len(items) >= self._limit:
+                break
+            items.extend(group)
+            count += 1
+        try:
+            prepared = self._prepare(items)
+        except Exception:  # raised again when the batch is sent, for its callers to see
+            return
+        self._ahead = (self._groups[0][1], count, prepared)
 
     def _send_fast(self, loop: asyncio.AbstractEventLoop) -> None:
         """Send the queued groups now (``_sending`` is set); if the fast flush cannot,
@@ -376,13 +417,19 @@ class Batcher:
             self._settled()
             return
         assert self._fast is not None  # only a batcher with a fast flush sends this way
+        ahead = self._ahead
         items, futures = self._take()
 
         def landed(outcome: Any, error: BaseException | None) -> None:
             self._landed(items, futures, outcome, error)
 
         try:
-            sent = self._fast(items, landed)
+            if self._prepare is None:
+                sent = self._fast(items, landed)
+            elif ahead is not None and ahead[0] is futures[0] and ahead[1] == len(futures):
+                sent = self._fast(ahead[2], landed)
+            else:
+                sent = self._fast(self._prepare(items), landed)
         except Exception as exc:  # made nothing to send: these writes fail, later ones go on
             self._fail(futures, exc, len(items))
             loop.call_soon(self._send_fast, loop)
@@ -390,6 +437,8 @@ class Batcher:
         if not sent:
             self._sending = False
             self._runner = loop.create_task(self._run((items, futures)))
+        elif self._full():
+            self._prepare_ahead()
 
     def _landed(
         self,

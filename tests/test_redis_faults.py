@@ -8,6 +8,7 @@ import asyncio
 import signal
 import socket
 import time
+from collections import Counter
 
 import pytest
 
@@ -236,6 +237,50 @@ async def test_writes_sent_without_waiting_keep_their_order_through_a_lost_conne
     finally:
         await backend.close()
         await admin.aclose()
+
+
+async def test_batches_prepared_ahead_keep_their_order_through_a_lost_connection(
+    server: RedisServer,
+) -> None:
+    """A full batch (4,000 writes) queued behind a write in flight is prepared while that
+    write is out, and sent as soon as its reply lands. 6,000 tasks each written RUNNING
+    then SUCCESS end SUCCESS: with the line open, and with its connection lost while the
+    first batch is out and the next one is prepared. Then the first batch goes the
+    awaited way, and the ones behind it follow, in order."""
+    from flowrra.backends.redis import RedisBackend
+    from flowrra.clock import utcnow
+    from flowrra.task import TaskResult, new_task_id
+
+    backend = RedisBackend(f"redis://127.0.0.1:{server.port}/0", key_prefix="ahead")
+
+    def record(task_id: str, status: TaskStatus) -> TaskResult:
+        done = utcnow() if status.is_terminal else None
+        return TaskResult(task_id, status, "nap", 1, None, utcnow(), utcnow(), done)
+
+    def write(ids: list[str]) -> None:
+        for task_id in ids:
+            backend.store_nowait(task_id, record(task_id, TaskStatus.RUNNING))
+            backend.store_nowait(task_id, record(task_id, TaskStatus.SUCCESS))
+
+    try:
+        warm = new_task_id()
+        await backend.store(warm, record(warm, TaskStatus.SUCCESS))  # the line is open now
+        batcher, line = backend._writes, backend._line()
+        for lose in (False, True):
+            ids = [new_task_id() for _ in range(6000)]
+            write(ids[:2000])  # the first batch: sent at the end of this turn
+            await asyncio.sleep(0)
+            assert line._replies is not None and line._replies.waiting  # it is out
+            write(ids[2000:])  # 8,000 writes behind it: the next 4,000 prepared now
+            assert batcher._ahead is not None
+            if lose:
+                line._transport.abort()  # the first batch fails: the awaited way
+            await asyncio.wait_for(backend.drain(), timeout=60)
+            stored = await asyncio.gather(*(backend.get(task_id) for task_id in ids))
+            statuses = Counter(r.status if r else None for r in stored)
+            assert statuses == {TaskStatus.SUCCESS: 6000}, statuses
+    finally:
+        await backend.close()
 
 
 @pytest.mark.parametrize("own_reader", [True, False], ids=["hiredis-line", "redis-py-methods"])

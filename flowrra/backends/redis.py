@@ -347,7 +347,9 @@ class RedisBackend(BaseResultBackend):
         self._scripts: dict[str, Any] = {}
         self._write_line: ScriptLine | None = None  # the write script's own connection
         self._queue_db: str | None = None  # the linked broker's database ('' = this one)
-        self._writes = Batcher(self._write, 4000, fast=self._write_fast, recover=self._rewrite)
+        self._writes = Batcher(
+            self._write, 4000, fast=self._write_fast, recover=self._rewrite, prepare=self._prepare
+        )
         self._waiters: Waiters = {}
         self._listener: asyncio.Task[None] | None = None
         self._janitor: asyncio.Task[None] | None = None
@@ -595,13 +597,16 @@ class RedisBackend(BaseResultBackend):
         done()
         return claimed
 
-    def _write_fast(self, items: list[tuple[Any, ...]], landed: Callable[..., None]) -> bool:
-        """:meth:`_write` sent at once, finished from the reply's callback (see
-        :class:`~flowrra.redis_client.Batcher`); False if the line is not open yet."""
+    def _write_fast(
+        self, prepared: tuple[list[Any], Callable[[], None]], landed: Callable[..., None]
+    ) -> bool:
+        """:meth:`_write` of the items :meth:`_prepare` made ``prepared`` of, sent at once
+        and finished from the reply's callback (see :class:`~flowrra.redis_client.Batcher`);
+        False if the line is not open yet."""
         line = self._write_line
         if line is None or not line.ready:
             return False
-        args, done = self._prepare(items)
+        args, done = prepared
 
         def on_reply(reply: Any) -> None:
             if isinstance(reply, Exception):
