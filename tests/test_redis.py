@@ -95,6 +95,57 @@ async def test_submit_wait_retry_and_list_on_redis(prefix: str) -> None:
     assert counts == {"queued": 0, "delayed": 0, "inflight": 0, "dead": 0}
 
 
+async def test_a_lapsed_lease_of_a_task_running_here_is_reported(
+    prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The lease keeper renews with ZADD XX, which cannot bring back a lease that has
+    already lapsed (the task went back to the queue, and another worker may run it too).
+    It reports such a lease: a warning names the task still running here, and the tasks
+    that only finished and were acknowledged meanwhile are not reported."""
+    app = app_for(prefix)
+    broker = app.io_executor.broker
+    broker.lease = 0.6  # type: ignore[union-attr]  # renewed every 0.2 s
+    gate = asyncio.Event()
+
+    @app.task(max_retries=0)
+    async def held() -> str:
+        await gate.wait()
+        return "done"
+
+    caplog.set_level("WARNING", logger="flowrra.worker")
+    async with app:
+        for _ in range(5):  # quick tasks, acknowledged between the keeper's beats
+            await app.wait_for_result(await app.submit("nap", 1), timeout=10)
+        task_id, other = await app.submit(held), await app.submit(held)
+        client, inflight = broker.client, broker.keys["inflight"]  # type: ignore[union-attr]
+        member = f"0:{task_id}"
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
+
+        async def renewed(times: int) -> None:  # the other task's lease renewed ``times``
+            scores: set[float] = set()
+            while len(scores) <= times:
+                assert loop.time() < deadline, caplog.text
+                score = await client.zscore(inflight, f"0:{other}")
+                if score is not None:
+                    scores.add(score)
+                await asyncio.sleep(0.02)
+
+        while await client.zscore(inflight, member) is None:
+            assert loop.time() < deadline
+            await asyncio.sleep(0.01)
+        await client.zrem(inflight, member)  # its lease lapsed
+        while "lapsed while it runs here" not in caplog.text:
+            assert loop.time() < deadline, caplog.text
+            await asyncio.sleep(0.02)
+        await renewed(2)  # two more beats: the lapsed lease is not reported again
+        gate.set()
+        records = [await app.wait_for_result(i, timeout=10) for i in (task_id, other)]
+    assert [r.result for r in records] == ["done", "done"]
+    warnings = [r.getMessage() for r in caplog.records if "lapsed" in r.getMessage()]
+    assert len(warnings) == 1 and task_id in warnings[0] and "held" in warnings[0], warnings
+
+
 async def test_priority_order_and_submit_only_app(prefix: str) -> None:
     submitter = app_for(prefix)
     await submitter.start(workers=False)

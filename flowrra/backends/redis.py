@@ -571,6 +571,12 @@ class RedisBackend(BaseResultBackend):
         if len(claimed) > _RECENT:
             claimed.popitem(last=False)
 
+    def lease_lost(self, task_id: str) -> None:
+        """Forget :meth:`claimed_here` for ``task_id``: its lease lapsed while it ran here,
+        so another worker may have written its RUNNING record meanwhile, and its final
+        write must take it out of every index where a task can wait or run."""
+        self._claimed.pop(task_id, None)
+
     def _moving(self, row: list[Any]) -> None:
         """At flush time, for a record row of a task :meth:`claimed_here`: a final
         state written while only its PENDING one was gets the row's hint (field 8)."""

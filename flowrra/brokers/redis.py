@@ -254,11 +254,18 @@ return 1
 """
 )
 
+# ARGV: lease, members. Returns the members that were not in flight any more (their
+# lease lapsed, and the task went back to the queue): not renewed, since XX adds nothing.
 _HEARTBEAT = (
     LUA_NOW
     + """
-for i = 2, #ARGV do redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[1]), ARGV[i]) end
-return 1
+local lost = {}
+for i = 2, #ARGV do
+  if redis.call('ZADD', KEYS[1], 'XX', 'CH', now + tonumber(ARGV[1]), ARGV[i]) == 0 then
+    lost[#lost + 1] = ARGV[i]
+  end
+end
+return lost
 """
 )
 
@@ -652,13 +659,16 @@ class RedisBroker(BaseBroker):
         if tasks:
             await self._run("nack", [self.queue_key, *self.ack_pairs(tasks)])
 
-    def heartbeat_sync(self, members: list[str]) -> None:
+    def heartbeat_sync(self, members: list[str]) -> list[str]:
         """Renew the leases of ``members`` (``priority:id``) with a blocking client of
-        this broker's own: called from a thread, so a blocked event loop cannot stop it."""
+        this broker's own: called from a thread, so a blocked event loop cannot stop it.
+        Returns the members whose lease had already lapsed (not renewed: their tasks went
+        back to the queue, and another worker may run them)."""
         if not members:
-            return
+            return []
         self._sync()
-        self._sync_heartbeat(keys=[self.keys["inflight"]], args=[self.lease, *members])
+        lost = self._sync_heartbeat(keys=[self.keys["inflight"]], args=[self.lease, *members])
+        return [m.decode() if isinstance(m, bytes) else str(m) for m in lost or ()]
 
     # -------------------------------------------------------------- presence
     def beat_sync(self, worker_id: str, info: dict[str, Any]) -> None:

@@ -11,6 +11,7 @@ loop from running for more than :data:`BLOCKED_AFTER` seconds.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -31,9 +32,10 @@ class LeaseKeeper:
     """Renews leases every ``lease / 3`` seconds and watches the loop, from a thread.
 
     ``members`` returns the ``priority:id`` members held now (called from the thread);
-    ``renew`` sends them to Redis (blocking); ``running`` names the task whose body the
-    loop is in when it blocks (None when the loop is elsewhere: the code that blocks is
-    not a task's, e.g. a gather of thousands of submits, and is only logged at INFO).
+    ``renew`` sends them to Redis (blocking) and returns those it found lapsed, which go
+    to ``lost`` on the loop; ``running`` names the task whose body the loop is in when it
+    blocks (None when the loop is elsewhere: the code that blocks is not a task's, e.g. a
+    gather of thousands of submits, and is only logged at INFO).
     """
 
     def __init__(
@@ -41,10 +43,11 @@ class LeaseKeeper:
         name: str,
         lease: float,
         members: Callable[[], list[str]],
-        renew: Callable[[list[str]], None],
+        renew: Callable[[list[str]], list[str] | None],
         running: Callable[[asyncio.AbstractEventLoop], str | None],
         presence: Callable[[], None] | None = None,
         leave: Callable[[], None] | None = None,
+        lost: Callable[[list[str]], None] | None = None,
     ) -> None:
         """Describe the keeper; :meth:`start` starts its thread. ``presence`` (if given)
         is called every :data:`BEAT_EVERY` seconds from the thread to say the worker is
@@ -55,6 +58,7 @@ class LeaseKeeper:
         self._running = running
         self._presence = presence
         self._leave = leave
+        self._lost = lost
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"flowrra-lease-{name}", daemon=True)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -111,10 +115,13 @@ class LeaseKeeper:
     def _renew_now(self) -> None:
         try:
             members = self._members()
-            if members:
-                self._renew(members)
+            lapsed = self._renew(members) if members else None
         except Exception as exc:
             logger.warning("Could not renew the leases of running tasks: %s", exc)
+            return
+        if lapsed and self._lost is not None and self._loop is not None:
+            with contextlib.suppress(RuntimeError):  # a closed loop: nothing runs there
+                self._loop.call_soon_threadsafe(self._lost, lapsed)
 
     def _watch(self, now: float) -> None:
         blocked = now - self._tick

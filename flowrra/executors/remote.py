@@ -68,6 +68,7 @@ class RemoteQueue:
         self._stopping = False
         self._feeder: asyncio.Task[None] | None = None
         self._keeper: LeaseKeeper | None = None
+        self._lapsed: set[str] = set()  # tasks held here whose lapsed lease was reported
         self._started_at = time.time()
         self._chores: set[asyncio.Task[Any]] = set()
         self._arriving: list[TakenTask] = []  # see run_claimed_soon
@@ -141,6 +142,7 @@ class RemoteQueue:
             self._running_task,
             presence=lambda: self.broker.beat_sync(worker_id, self._presence()),
             leave=lambda: self.broker.leave_sync(worker_id),
+            lost=self._leases_lost,
         )
         self._keeper.start(loop)
         self._feeder = loop.create_task(self._feed())
@@ -169,6 +171,27 @@ class RemoteQueue:
                 held = list(self.taken.values()) + list(self.acking.values())
                 return [f"{t.task.priority}:{t.task.id}" for t in held]
         return []
+
+    def _leases_lost(self, members: list[str]) -> None:
+        """The keeper found these leases lapsed (on the loop). A task still running here
+        went back to the queue meanwhile, and another worker may run it too: say so, and
+        let its final write take it out of every index a worker can put it in. Each task
+        is reported once."""
+        self._lapsed.intersection_update(self.taken)
+        for member in members:
+            task_id = member.partition(":")[2]
+            item = self.taken.get(task_id)
+            if item is None or task_id in self._lapsed:  # finished since, or told already
+                continue
+            self._lapsed.add(task_id)
+            logger.warning(
+                "The lease of task %s (%s) lapsed while it runs here: it went back to the "
+                "queue, and another worker may run it too. Task bodies should be "
+                "idempotent; a longer lease (flowrra worker --lease) makes this rarer.",
+                item.task.name, task_id,
+            )  # fmt: skip
+            if self.linked is not None:
+                self.linked.lease_lost(task_id)
 
     def _running_task(self, loop: asyncio.AbstractEventLoop) -> str | None:
         """The task whose body the loop is in now (None: the loop is elsewhere)."""
