@@ -162,16 +162,20 @@ class _Replies(asyncio.Protocol):
     """Reads the replies of a :class:`ScriptLine`'s connection with hiredis and hands
     them, in order, to the futures of the requests that wait for them."""
 
-    def __init__(self, reader: Any, before: asyncio.BaseProtocol, poll: _BusyPoll | None) -> None:
+    def __init__(
+        self,
+        reader: Any,
+        before: asyncio.BaseProtocol,
+        loop: asyncio.AbstractEventLoop,
+        poll_window: float,
+    ) -> None:
         self.reader = reader
         self.before = before  # the stream protocol redis-py made, told when the line closes
         # each request: its future (an awaited call) or callback (a call sent without
         # waiting, told its reply or error here), and when it was sent
         self.waiting: collections.deque[tuple[Any, float]] = collections.deque()
         self.lost = False
-        self.poll = poll
-        if poll is not None:
-            poll.waiting = self.waiting
+        self.poll = _BusyPoll(loop, poll_window, self.waiting) if poll_window else None
 
     def data_received(self, data: bytes) -> None:
         self.reader.feed(data)
@@ -271,10 +275,17 @@ class _BusyPoll:
 
     __slots__ = ("loop", "score", "turning", "until", "waiting", "window")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, window: float) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        window: float,
+        waiting: collections.deque[tuple[Any, float]],
+    ) -> None:
+        """Poll ``loop`` for up to ``window`` seconds while ``waiting`` (the line's
+        requests) is not empty."""
         self.loop = loop
         self.window = window
-        self.waiting: collections.deque[tuple[Any, float]] = collections.deque()  # the line's
+        self.waiting = waiting
         self.score = 0  # +1 per reply within the window, -2 per later one; poll if >= 0
         self.until = 0.0
         self.turning = False
@@ -381,7 +392,7 @@ class ScriptLine:
         loop, window = asyncio.get_running_loop(), self._poll_window
 
         def make(reader: Any, before: asyncio.BaseProtocol) -> _Replies:
-            return _Replies(reader, before, _BusyPoll(loop, window) if window else None)
+            return _Replies(reader, before, loop, window)
 
         taken = await _take_over(connection, make) if self.own_reader else None
         if taken is not None:

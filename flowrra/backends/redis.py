@@ -63,7 +63,7 @@ from flowrra.redis_wire import ScriptLine, busy_poll_window, subscribe
 from flowrra.serialization import Signer, signer_for
 from flowrra.task import Task, TaskResult, TaskStatus, pending_record
 
-__all__ = ["RedisBackend", "new_item"]
+__all__ = ["RedisBackend", "task_item"]
 
 logger = logging.getLogger("flowrra.redis")
 
@@ -263,22 +263,25 @@ def _snapshot(r: TaskResult) -> TaskResult:
 _FROM_RECORD = [0]
 
 
-def new_item(
-    queue: str, task_id: str, score: float, name: str, priority: int, due: float,
-    limits: str | None, lease: float, blob: bytes,
+def task_item(
+    broker: RedisBroker, task: Task, submitted_at: float, function: str | None, due: float,
+    lease: float,
 ) -> tuple[Any, ...]:  # fmt: skip
-    """The write item that records and queues a new task on a linked broker
-    (:meth:`RedisBackend.send_new`, ``RemoteSubmit.new_items``): one flat tuple of plain
-    values, leased at once for ``lease`` seconds (0: not); :func:`_new_rows` makes its
-    rows. Its fresh record is the task's signed payload ``blob``, sent once and stored in
-    both places (``RedisBackend._load`` reads it as the PENDING record): one pickle, one
-    signature and one copy of the arguments per task instead of two."""
-    return "n", queue, task_id, score, name, priority, due, limits, lease, blob
+    """The write item that records and queues the new ``task`` on ``broker``, linked:
+    one flat tuple of plain values, leased at once for ``lease`` seconds (0: not);
+    :func:`_new_rows` makes its rows. Its payload is pickled and signed now (an argument
+    that cannot be pickled raises here), and its fresh record is that same blob, sent
+    once and stored in both places (``RedisBackend._load`` reads it as the PENDING
+    record): one pickle, one signature and one copy of the arguments per task instead
+    of two."""
+    blob = broker.payload(task, submitted_at, function)
+    return ("n", broker.queue_key, task.id, submitted_at, task.name, task.priority, due,
+            limits_field(task), lease, blob)  # fmt: skip
 
 
 def _new_rows(item: tuple[Any, ...]) -> tuple[list[Any], list[Any]]:
     """The record row and the queue row of a new task's write item ("n", see
-    :func:`new_item`), made at flush time: while thousands of submits wait for
+    :func:`task_item`), made at flush time: while thousands of submits wait for
     their write, each holds one flat tuple (every object they hold costs the garbage
     collector)."""
     _, _, task_id, score, name, priority, due, limits, lease, blob = item
@@ -495,7 +498,7 @@ class RedisBackend(BaseResultBackend):
         await self._writes.add_many_nowait(self.entries(records))
 
     def send(self, items: list[tuple[Any, ...]]) -> asyncio.Future[None]:
-        """Queue items made by :meth:`entries`, :meth:`queue_items` and :meth:`ack_item`
+        """Queue items made by :meth:`entries`, :func:`task_item` and :meth:`ack_item`
         for the next grouped write (one script call, all or nothing); return its future."""
         return self._writes.add_many_nowait(items)
 
@@ -523,31 +526,11 @@ class RedisBackend(BaseResultBackend):
         function: str | None,
         claim: bool,
     ) -> asyncio.Future[Any]:
-        """Queue the write that records and queues one new ``task`` (:func:`new_item`),
+        """Queue the write that records and queues one new ``task`` (:func:`task_item`),
         leased at once to this process if ``claim``; return the write's future.
         Pickled and signed now: an argument that cannot be pickled raises here."""
-        blob = broker.payload(task, submitted_at, function)
-        item = new_item(broker.queue_key, task.id, submitted_at, task.name, task.priority,
-                         0.0, limits_field(task), broker.lease if claim else 0, blob)  # fmt: skip
+        item = task_item(broker, task, submitted_at, function, 0.0, broker.lease if claim else 0)
         return self._writes.add_many_nowait((item,))
-
-    @staticmethod
-    def queue_items(
-        broker: RedisBroker, rows: list[tuple[list, bytes]], claim: int = 0
-    ) -> list[tuple[Any, ...]]:
-        """Write items that queue ``rows`` (made by ``broker.rows``) on a linked broker.
-
-        The first ``claim`` rows may be leased to this process at once (under
-        ``broker.lease``) when no task waits in the queue: the write's future then
-        carries their ids, and this process must run them.
-        """
-        queue = broker.queue_key
-        items: list[tuple[Any, ...]] = []
-        for i, (row, blob) in enumerate(rows):
-            if i < claim:
-                row = [*row, broker.lease]
-            items.append(("q", queue, row, blob))
-        return items
 
     @staticmethod
     def ack_item(
@@ -593,7 +576,7 @@ class RedisBackend(BaseResultBackend):
 
     async def write_entries(self, items: list[tuple[Any, ...]]) -> list[bytes]:
         """Write ``items`` now, in one script call, after nothing else; return the ids of
-        queued tasks leased to this process at once (see :meth:`queue_items`)."""
+        queued tasks leased to this process at once (see :func:`task_item`)."""
         return await self._write(items)
 
     async def _write(self, items: list[tuple[Any, ...]]) -> list[bytes]:
@@ -640,7 +623,6 @@ class RedisBackend(BaseResultBackend):
         acks: dict[str, list[Any]] = {}
         limited: set[str] = set()  # queues acknowledging a task that has limits
         record_blobs: list[bytes] = []
-        queue_blobs: dict[str, list[bytes]] = {}
         uniques: list[list[Any]] = []
         last = {item[1].task_id if item[0] == "s" else item[1][0]: i for i, item in
                 enumerate(items) if item[0] in "rs"}  # fmt: skip
@@ -658,11 +640,7 @@ class RedisBackend(BaseResultBackend):
                 record, queued = _new_rows(item)
                 records.append(record)
                 record_blobs.append(item[9])
-                queues.setdefault(item[1], []).append(queued)
-                queue_blobs.setdefault(item[1], []).append(b"")
-            elif item[0] == "q":
-                queues.setdefault(item[1], []).append(item[2])
-                queue_blobs.setdefault(item[1], []).append(item[3])
+                queues.setdefault(item[1], []).append(queued)  # its blob: none (length 0)
             elif item[0] == "u":  # a unique key claim (flowrra.backends.redis_unique)
                 uniques.append(item[1])
             else:
@@ -674,7 +652,7 @@ class RedisBackend(BaseResultBackend):
         if uniques:
             batch["u"] = uniques
         meta = dump_json(batch)
-        blobs = b"".join(record_blobs + [b for q in queues for b in queue_blobs[q]])
+        blobs = b"".join(record_blobs)
         if (queues or acks) and self._queue_db is None:
             raise BackendError("queue items were given to a backend not linked to the broker")
         home = str(database_of(self.url)) if self._queue_db else ""
@@ -714,7 +692,7 @@ class RedisBackend(BaseResultBackend):
     # ------------------------------------------------------------------ reads
     def _load(self, task_id: str, blob: bytes) -> TaskResult:
         """Verify and load the record blob of ``task_id`` (a task's payload, for a record
-        written by :func:`new_item`, is read as its PENDING record)."""
+        written by :func:`task_item`, is read as its PENDING record)."""
         value = self._signer().loads(blob, task_id.encode())
         if type(value) is tuple and len(value) == 3 and isinstance(value[0], Task):
             return pending_record(value[0], value[1])

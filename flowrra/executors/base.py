@@ -794,19 +794,22 @@ class BaseTaskExecutor(ABC):
 
     # ------------------------------------------------------------------- cancel
     def holds(self, task_id: str) -> bool:
-        """True if ``task_id`` is queued, waiting or running in this executor. A task
-        leased to this process by its submit is handed to the workers a loop turn after
-        the submit returns: it is admitted now, so that it counts at once."""
+        """True if ``task_id`` is queued, waiting or running in this executor."""
+        self._admit_arrivals()
+        return task_id in self._active
+
+    def _admit_arrivals(self) -> None:
+        """A task leased to this process by its submit is handed to the workers a loop
+        turn after the submit returns: admit such tasks now, so that they count at once."""
         remote = self._remote
         if remote is not None and remote.admitting:
             remote.admit_arrivals()
-        return task_id in self._active
 
     async def cancel(self, task_id: str) -> bool:
         """Cancel ``task_id``: a queued or delayed task never runs, a running one is
         stopped. Returns True once the record is CANCELLED, False if the task had
         already finished or is unknown."""
-        self.holds(task_id)  # a task leased here at submit is admitted first
+        self._admit_arrivals()
         record = self._active.get(task_id)
         if record is None:
             return await self._remote.cancel_queued(task_id) if self._remote else False

@@ -15,9 +15,8 @@ import importlib
 import time
 from typing import TYPE_CHECKING, Any
 
-from flowrra.backends.redis import RedisBackend, new_item
+from flowrra.backends.redis import RedisBackend, task_item
 from flowrra.brokers.redis import TakenTask
-from flowrra.brokers.redis_limits import limits_field
 from flowrra.clock import timestamp, utcnow
 from flowrra.exceptions import BackendError, BrokerError
 from flowrra.executors.remote_unique import submit_unique
@@ -157,28 +156,23 @@ class RemoteSubmit:
             due = time.time() + options.delay()
         if self.linked is not None:
             return await self._submit_linked(spec, arg_tuples, priority, options, digest, due)
-        sent: list[tuple[asyncio.Future[Any], list[TaskResult], list[TakenTask], int]] = []
-        try:
-            for start in range(0, len(arg_tuples), _CHUNK):
-                records, items, rows = await self.chunk(
-                    spec, arg_tuples[start : start + _CHUNK], priority, options, (digest, due), sent
-                )
-                claim = self._claimable(len(rows)) if not due else 0
-                sent.append((self._send(records, rows, claim), records, items, claim))
-            ids: list[str] = []
-            for future, records, items, _claim in sent:
-                try:
-                    claimed = await future
-                except BackendError as exc:  # the one write that records and queues
-                    raise BrokerError(f"Submit failed: {exc}") from exc
-                ids.extend(record.task_id for record in records)
-                self.executor.submitted += len(records)
-                self.announce(records)
-                if claimed:
-                    await self.remote.run_claimed(items, claimed)
-            return ids
-        finally:
-            self._reserved -= sum(claim for *_, claim in sent)
+        # the backend is not on the broker's server: records first, then queue entries
+        sent: list[tuple[asyncio.Future[None], list[TaskResult]]] = []
+        for start in range(0, len(arg_tuples), _CHUNK):
+            records, rows = await self.chunk(
+                spec, arg_tuples[start : start + _CHUNK], priority, options, (digest, due), sent
+            )
+            sent.append((self._send(records, rows), records))
+        ids: list[str] = []
+        for future, records in sent:
+            try:
+                await future
+            except BackendError as exc:
+                raise BrokerError(f"Submit failed: {exc}") from exc
+            ids.extend(record.task_id for record in records)
+            self.executor.submitted += len(records)
+            self.announce(records)
+        return ids
 
     async def _submit_linked(
         self,
@@ -217,9 +211,7 @@ class RemoteSubmit:
                 every += ids
                 executor.submitted += len(ids)
                 if announce:
-                    for item in taken:
-                        record = pending_record(item.task, item.submitted_at)
-                        events.publish("task.submitted", record)
+                    self.announce_new(taken)
                 if claimed:
                     await self.remote.run_claimed(taken[:claim], claimed)
             return every
@@ -248,7 +240,7 @@ class RemoteSubmit:
         """
         digest, due = where
         broker = self.broker
-        payload, queue, lease = broker.payload, broker.queue_key, broker.lease
+        lease = broker.lease
         items: list[tuple[Any, ...]] = []
         ids: list[str] = []
         taken: list[TakenTask] = []
@@ -258,14 +250,9 @@ class RemoteSubmit:
             for args, kwargs in pairs[part : part + _PART]:
                 task = _task_for(spec, args, kwargs, priority, options)
                 at = timestamp()
-                task_id = task.id
                 leased = len(ids) < claim
-                items.append(
-                    new_item(queue, task_id, at, task.name, task.priority, due,
-                             limits_field(task), lease if leased else 0,
-                             payload(task, at, digest))
-                )  # fmt: skip
-                ids.append(task_id)
+                items.append(task_item(broker, task, at, digest, due, lease if leased else 0))
+                ids.append(task.id)
                 if leased or keep:
                     taken.append(TakenTask(task, at, digest))
         return items, ids, taken
@@ -288,15 +275,14 @@ class RemoteSubmit:
         options: SubmitOptions | None,
         where: tuple[str | None, float],
         in_flight: list[Any],
-    ) -> tuple[list[TaskResult], list[TakenTask], list[Any]]:
-        """Records, tasks and broker rows (pickled and signed) for ``pairs``.
+    ) -> tuple[list[TaskResult], list[Any]]:
+        """Records and broker rows (pickled and signed) for ``pairs``.
 
         With a request ``in_flight``, the loop runs every :data:`_PART` tasks: a request
         larger than the socket buffer goes out only as the loop writes the rest of it.
         """
         digest, due = where
         records: list[TaskResult] = []
-        items: list[TakenTask] = []
         rows: list[Any] = []
         for part in range(0, len(pairs), _PART):
             if in_flight:
@@ -305,16 +291,14 @@ class RemoteSubmit:
             for args, kwargs in pairs[part : part + _PART]:
                 task, record = _new_task(spec, args, kwargs, priority, options)
                 records.append(record)
-                stamp = _stamp(record.submitted_at)
-                items.append(TakenTask(task, stamp, digest))
-                pushes.append((task, stamp, digest, due))
+                pushes.append((task, _stamp(record.submitted_at), digest, due))
             rows += self.broker.rows(pushes)
-        return records, items, rows
+        return records, rows
 
-    def _send(self, records: list[TaskResult], rows: list[Any], claim: int) -> asyncio.Future[Any]:
+    def _send(self, records: list[TaskResult], rows: list[Any]) -> asyncio.Future[None]:
         """Write ``records``, then queue ``rows`` (the backend is not on the broker's
         server; see :meth:`_submit_linked` for when it is). Nothing is leased at submit
-        this way: ``claim`` is 0."""
+        this way."""
         entries = getattr(self.executor.results, "entries", None)
         # pickled now, so an argument that cannot be is refused before anything is sent
         made = entries(records) if entries is not None else None
@@ -345,6 +329,14 @@ class RemoteSubmit:
         if events.has_subscribers:
             for record in records:
                 events.publish("task.submitted", record)
+
+    def announce_new(self, taken: list[TakenTask]) -> None:
+        """:meth:`announce` the PENDING records of new tasks (made here, if anyone
+        listens)."""
+        events = self.executor.events
+        if events.has_subscribers:
+            for item in taken:
+                events.publish("task.submitted", pending_record(item.task, item.submitted_at))
 
 
 def _new_task(

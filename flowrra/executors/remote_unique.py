@@ -45,11 +45,9 @@ async def submit_unique(
     digest = await remote.digest(spec)
     delay = options.delay()
     due = time.time() + delay if delay > 0 else 0.0
-    records, _items, rows = await remote.chunk(
-        spec, [(args, kwargs)], priority, options, (digest, due), []
+    items, (task_id,), taken = await remote.new_items(
+        spec, [(args, kwargs)], priority, options, (digest, due), 0, True, False
     )
-    task_id = records[0].task_id
-    items = [*backend.entries(records), *backend.queue_items(remote.broker, rows)]
     try:
         answer = await backend.send([*items, unique_item(unique, task_id)])
     except BackendError as exc:  # the one write that claims, records and queues
@@ -58,5 +56,5 @@ async def submit_unique(
     if holder is not None:
         return holder
     remote.executor.submitted += 1
-    remote.announce(records)
+    remote.announce_new(taken)
     return task_id
