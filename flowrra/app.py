@@ -526,7 +526,7 @@ class Flowrra:
     @on_home_loop
     async def cancel(self, task_id: str) -> bool:
         """Cancel a task: a pending one never runs, a running one is stopped (on a
-        Redis broker, also when another process runs it).
+        Redis broker, also when another process runs it or has taken it ahead).
 
         Returns True once the record is CANCELLED; False when the task had already
         finished (or is unknown). A workflow's id cancels the workflow (see :meth:`run`).
@@ -538,15 +538,21 @@ class Flowrra:
             return await self._workflows.cancel(task_id)
         if self._config.broker is None:
             return False
-        for executor in (self._io_executor, self._cpu_executor):
-            if await executor._remote.cancel_queued(task_id):  # type: ignore[union-attr]
+        remotes = [e._remote for e in (self._io_executor, self._cpu_executor) if e._remote]
+        for remote in remotes:
+            found = await remote.cancel_queued(task_id)
+            if found == "cancelled":
                 return True
-        record = await self._backend.get(task_id)
-        if record is None or record.status is not TaskStatus.RUNNING:
-            return False
-        for executor in (self._io_executor, self._cpu_executor):  # should its worker die
-            await executor._remote.mark_cancelled(task_id)  # type: ignore[union-attr]
-        await self._backend.request_cancel(task_id)  # the worker running it stops it
+            if found == "taken":  # noted in its queue, should its worker die
+                break
+        else:
+            record = await self._backend.get(task_id)
+            if record is None or record.status is not TaskStatus.RUNNING:
+                return False
+            for remote in remotes:  # noted, should its worker die
+                await remote.mark_cancelled(task_id)
+        # the worker holding it stops it, or ends it CANCELLED before it starts
+        await self._backend.request_cancel(task_id)
         record = await self._backend.wait_for(task_id, None)
         return record.status is TaskStatus.CANCELLED
 
@@ -596,11 +602,17 @@ class Flowrra:
         return AsCompleted(self, ids, timeout)
 
     def _on_cancel_request(self, task_id: str) -> None:
+        """Another process asked to cancel ``task_id``: cancel it if it is held here
+        (running, or taken and not started); else it may still be on its way here."""
         for executor in (self._io_executor, self._cpu_executor):
-            if task_id in executor._in_body:
+            if executor.holds(task_id):
                 task = asyncio.ensure_future(executor.cancel(task_id))
                 self._cancelling.add(task)
                 task.add_done_callback(self._cancelling.discard)
+                return
+        for executor in (self._io_executor, self._cpu_executor):
+            if executor._remote is not None and executor._remote.feeding:
+                executor._remote.cancel_asked(task_id)
 
     # ---------------------------------------------------------------- results
     @on_home_loop

@@ -14,7 +14,7 @@ import pytest
 
 from flowrra import BrokerConfig, BrokerError, Config, Flowrra, TaskStatus
 from flowrra.serialization import Signer
-from flowrra.task import Task
+from flowrra.task import Task, TaskResult
 
 from . import redis_app
 from .services import REDIS_URL
@@ -49,6 +49,20 @@ def stop_worker(process: subprocess.Popen[str]) -> str:
         process.send_signal(signal.SIGTERM)
     out, _ = process.communicate(timeout=60)
     return out
+
+
+async def cancel_as_a_new_worker_starts(
+    submitter: Flowrra, prefix: str, task_id: str
+) -> tuple[bool, TaskResult | None]:
+    """Cancel ``task_id`` while a new worker (1 s leases, one IO slot) starts; what
+    cancel() returned and the task's record then."""
+    cancelling = asyncio.ensure_future(submitter.cancel(task_id))
+    worker = start_worker(prefix, "--lease", "1", "--io-workers", "1")
+    try:
+        cancelled = await asyncio.wait_for(cancelling, timeout=30)
+        return cancelled, await submitter.get_result(task_id)
+    finally:
+        stop_worker(worker)
 
 
 async def test_submit_wait_retry_and_list_on_redis(prefix: str) -> None:
@@ -447,22 +461,91 @@ async def test_a_cancel_outlives_the_worker_that_ran_the_task(prefix: str) -> No
     submitter.events.subscribe(lambda e: started.set() if e["type"] == "task.started" else None)
     await submitter.start(workers=False)
     first = start_worker(prefix, "--lease", "1", "--io-workers", "1")
-    second = None
     try:
         task_id = await submitter.submit("nap", 3, 8.0)
         await started.wait()
         first.kill()  # kill -9: the task stays leased to a dead worker
         first.communicate(timeout=30)
-        cancelling = asyncio.ensure_future(submitter.cancel(task_id))
-        second = start_worker(prefix, "--lease", "1", "--io-workers", "1")
-        cancelled = await asyncio.wait_for(cancelling, timeout=30)
-        record = await submitter.get_result(task_id)
+        cancelled, record = await cancel_as_a_new_worker_starts(submitter, prefix, task_id)
     finally:
-        if second is not None:
-            stop_worker(second)
         await submitter.stop()
     assert cancelled is True
     assert record is not None and record.status is TaskStatus.CANCELLED, record
+
+
+async def test_cancel_a_task_another_worker_took_but_has_not_started(prefix: str) -> None:
+    """A worker takes up to 16 tasks per IO slot ahead: their records stay PENDING until
+    each starts. A cancel from another process of such a task used to return False and
+    the task ran; now the worker holding it ends it CANCELLED without running it, and
+    the tasks beside it still run."""
+    submitter = app_for(prefix)
+    started = asyncio.Event()
+    submitter.events.subscribe(lambda e: started.set() if e["type"] == "task.started" else None)
+    await submitter.start(workers=False)
+    worker = None
+    try:
+        first = await submitter.submit("nap", 0, 60.0)
+        behind = await submitter.starmap("nap", [(i, 0.0) for i in range(1, 5)])
+        worker = start_worker(prefix, "--io-workers", "1")  # its first take holds all five
+        await started.wait()
+        broker = submitter.io_executor.broker
+        inflight = {m.decode() for m in await broker.client.zrange(broker.keys["inflight"], 0, -1)}
+        assert inflight == {f"0:{task_id}" for task_id in [first, *behind]}
+        assert (await submitter.get_result(behind[0])).status is TaskStatus.PENDING
+        assert await submitter.cancel(behind[0]) is True
+        cancelled = await submitter.get_result(behind[0])
+        assert await submitter.cancel(first) is True  # the running one, as before
+        rest = [await submitter.wait_for_result(t, timeout=30) for t in behind[1:]]
+    finally:
+        if worker is not None:
+            stop_worker(worker)
+        await submitter.stop()
+    assert cancelled.status is TaskStatus.CANCELLED and cancelled.started_at is None
+    assert cancelled.error == "Task was cancelled before it ran"
+    assert [(r.status, r.result) for r in rest] == [(TaskStatus.SUCCESS, i) for i in (2, 3, 4)]
+
+
+async def test_a_cancel_that_reaches_a_worker_before_its_task_ends_it_on_arrival(
+    prefix: str,
+) -> None:
+    """The cancel request travels on pub/sub, the task on the take's reply: a worker may
+    hear of the cancel first. It keeps it in mind, and the task ends CANCELLED when it
+    arrives, without running."""
+    submitter, worker = app_for(prefix), app_for(prefix)
+    await submitter.start(workers=False)
+    await worker.start()
+    try:
+        task_id = await submitter.apply("nap", (1,), countdown=1.0)
+        worker._on_cancel_request(task_id)  # as its listener does; the task is not here yet
+        record = await submitter.wait_for_result(task_id, timeout=30)
+        later = await submitter.wait_for_result(await submitter.submit("nap", 2, 0.0), timeout=30)
+    finally:
+        await worker.stop()
+        await submitter.stop()
+    assert record.status is TaskStatus.CANCELLED and record.started_at is None
+    assert later.result == 2
+
+
+async def test_a_cancel_reaches_a_task_whose_worker_died_before_starting_it(prefix: str) -> None:
+    """A task taken by a worker that died before it started it (its record PENDING): the
+    cancel is noted in the queue, and the worker that takes the task again once the
+    lease lapses ends it CANCELLED instead of running it. Before, cancel() returned
+    False at once and the task ran."""
+    submitter, taker = app_for(prefix), app_for(prefix)
+    await submitter.start(workers=False)
+    await taker.start(workers=False)
+    try:
+        task_id = await submitter.submit("nap", 1, 0.0)
+        broker = taker.io_executor.broker
+        broker.lease = 1.0  # a worker that takes the task and dies at once
+        assert [item.task.id for item in (await broker.take(1)).tasks] == [task_id]
+        cancelled, record = await cancel_as_a_new_worker_starts(submitter, prefix, task_id)
+    finally:
+        await taker.stop()
+        await submitter.stop()
+    assert cancelled is True
+    assert record is not None and record.status is TaskStatus.CANCELLED, record
+    assert record.result is None and record.started_at is None
 
 
 async def test_bulk_submit_in_chunks_keeps_fifo_and_records(prefix: str) -> None:

@@ -18,7 +18,7 @@ how each is bounded:
   blocking command per task;
 - ``{q}:dead`` list of payloads and members that could not be trusted or read (at most
   :data:`DEAD_LETTER_CAP`, the newest kept);
-- ``{q}:cancel:{id}`` a cancel asked for a task that was running: a worker that takes
+- ``{q}:cancel:{id}`` a cancel asked for a task a worker had taken: a worker that takes
   the task again (its lease lapsed: the worker that ran it died) ends it CANCELLED
   instead of running it; expires after a day;
 - ``{q}:functions`` hash digest -> signed function, for functions shipped by value: one
@@ -269,6 +269,8 @@ return lost
 """
 )
 
+# ARGV: q, priority, id. Returns 1 (taken out of the queue or the delayed set), -1 (a
+# worker has it: the cancel is noted for the worker that would take it again) or 0.
 _REMOVE = (
     LUA_LIMITS_RELEASE
     + """
@@ -279,8 +281,13 @@ if a + b > 0 then
   redis.call('HDEL', q .. ':payloads', ARGV[3])
   redis.call('HDEL', q .. ':deliveries', ARGV[3])
   redis.call('HDEL', q .. ':limits', ARGV[3])
+  return 1
 end
-return a + b
+if redis.call('ZSCORE', q .. ':inflight', ARGV[2] .. ':' .. ARGV[3]) then
+  redis.call('SET', q .. ':cancel:' .. ARGV[3], 1, 'EX', 86400)
+  return -1
+end
+return 0
 """
 )
 
@@ -727,9 +734,12 @@ class RedisBroker(BaseBroker):
         found.sort(key=lambda w: w["beat"], reverse=True)
         return found
 
-    async def remove(self, task_id: str, priority: int) -> bool:
-        """Take a waiting or delayed task out of Redis; True if it was there."""
-        return bool(await self._run("remove", [self.queue_key, priority, task_id]))
+    async def withdraw(self, task_id: str, priority: int) -> str:
+        """Take a waiting or delayed task out of Redis (``"removed"``). For a task a
+        worker has taken, whether or not it started, note the cancel in the same script
+        (see :meth:`mark_cancelled`) and return ``"taken"``; else ``"absent"``."""
+        found = int(await self._run("remove", [self.queue_key, priority, task_id]))
+        return "removed" if found > 0 else "taken" if found < 0 else "absent"
 
     # ------------------------------------------------------------- functions
     async def store_function(self, digest: str, data: bytes) -> None:

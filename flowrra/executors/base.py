@@ -812,7 +812,9 @@ class BaseTaskExecutor(ABC):
         self._admit_arrivals()
         record = self._active.get(task_id)
         if record is None:
-            return await self._remote.cancel_queued(task_id) if self._remote else False
+            if self._remote is None:
+                return False
+            return await self._remote.cancel_queued(task_id) == "cancelled"
         worker = self._in_body.get(task_id)
         if worker is not None:
             self._cancel_requested.add(task_id)

@@ -22,6 +22,7 @@ import os
 import socket
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +43,9 @@ if TYPE_CHECKING:
 __all__ = ["RemoteQueue"]
 
 logger = logging.getLogger("flowrra.worker")
+
+#: Cancels kept in mind for tasks that may still arrive (see RemoteQueue.cancel_asked).
+_CANCELS_KEPT = 1024
 
 
 class RemoteQueue:
@@ -73,6 +77,8 @@ class RemoteQueue:
         self._chores: set[asyncio.Task[Any]] = set()
         self._arriving: list[TakenTask] = []  # see run_claimed_soon
         self._settling: set[asyncio.Future[None]] = set()  # see settle_later
+        # cancels asked for tasks not held here (yet): see cancel_asked
+        self._cancels: OrderedDict[str, None] = OrderedDict()
         #: The submit side (flowrra.executors.remote_submit).
         self.submits = RemoteSubmit(self)
 
@@ -271,6 +277,13 @@ class RemoteQueue:
             return
         task = item.task
         executor = self.executor
+        if task.id in self._cancels:  # a cancel was asked before it arrived here
+            del self._cancels[task.id]
+            record = self._hold(item)
+            await executor._finish(
+                record, TaskStatus.CANCELLED, message="Task was cancelled before it ran"
+            )
+            return
         if item.deliveries == -1:  # its worker died after a cancel was asked
             record = self._hold(item)
             message = "Task was cancelled (its worker stopped before it could stop the task)"
@@ -295,7 +308,7 @@ class RemoteQueue:
         """Hand ``item`` to the local workers if that needs no wait: False for a task
         to end at once (delivered too often, cancelled) or whose shipped function is not
         loaded here yet (see :meth:`_admit`)."""
-        if item.deliveries:
+        if item.deliveries or (self._cancels and item.task.id in self._cancels):
             return False
         task = item.task
         if item.function is not None:
@@ -428,13 +441,17 @@ class RemoteQueue:
         :meth:`RedisBroker.mark_cancelled`)."""
         await self.broker.mark_cancelled(task_id)
 
-    async def cancel_queued(self, task_id: str) -> bool:
-        """Cancel a task still waiting in the broker; True if it was there."""
+    async def cancel_queued(self, task_id: str) -> str:
+        """Cancel a task that has not started: ``"cancelled"`` if it was still waiting in
+        the broker (it is CANCELLED now); ``"taken"`` if a worker has taken it (the
+        cancel is noted in the broker: its worker must be told, see
+        :meth:`cancel_asked`); else ``"absent"``."""
         record = await self.executor.results.get(task_id)
         if record is None or record.is_complete or record.status is TaskStatus.RUNNING:
-            return False
-        if not await self.broker.remove(task_id, record.priority):
-            return False
+            return "absent"
+        found = await self.broker.withdraw(task_id, record.priority)
+        if found != "removed":
+            return found
         record.status = TaskStatus.CANCELLED
         record.finished_at = utcnow()
         record.error = "Task was cancelled before it ran"
@@ -443,7 +460,16 @@ class RemoteQueue:
         hook = self.executor.workflow_hook
         if record.workflow_id is not None and hook is not None:
             await hook.after_step(record)  # a workflow's step: the workflow ends
-        return True
+        return "cancelled"
+
+    def cancel_asked(self, task_id: str) -> None:
+        """Some process asked to cancel ``task_id``, which this executor does not hold:
+        it may be on its way here (taken, the reply not read yet), so it is kept in
+        mind (the last :data:`_CANCELS_KEPT` such ids) and ends CANCELLED when it
+        arrives, without running."""
+        self._cancels[task_id] = None
+        if len(self._cancels) > _CANCELS_KEPT:
+            self._cancels.popitem(last=False)
 
     # ------------------------------------------------------------------ stop
     async def stop(self, wait: bool, timeout: float | None) -> None:
