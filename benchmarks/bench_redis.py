@@ -19,7 +19,9 @@
     (benchmarks/redis_loop_018.py run by $FLOWRRA_018_PYTHON); target >= 3x 0.1.8.
 (e) 10,000 submits through `asyncio.gather(*(app.submit(noop) ...))`, then 10,000 concurrent
     `wait_for_result` through gather: errors are counted and printed (target 0), and the
-    submit rate (target >= 20,000 tasks/s).
+    submit rate (target >= 20,000 tasks/s). Beside it the asyncio floor: a gather of
+    10,000 coroutines that each await a future, all resolved by one callback (no Redis,
+    no pickling): the least a gather of awaited calls costs on this machine.
 (f) Redis cost per task of flowrra's part of (d): `INFO commandstats` read before and after
     it, calls per command per task (commands run inside scripts count too, so this is
     commands, not round trips), and round trips per task (target <= 3): requests written
@@ -438,6 +440,32 @@ async def gather_burst(url: str, n: int) -> dict:
     return out
 
 
+async def gather_floor(n: int) -> float:
+    """Calls/s of the least any asyncio library's ``gather`` of ``n`` awaited calls costs
+    here: ``n`` coroutines, each awaiting a future of its own, all resolved by one
+    callback (as one reply resolves a batch of submits), no Redis, no pickling."""
+    loop = asyncio.get_running_loop()
+    futures: list[asyncio.Future[int]] = []
+
+    async def call() -> int:
+        future = loop.create_future()
+        futures.append(future)
+        return await future
+
+    def reply() -> None:
+        for future in futures:
+            future.set_result(1)
+        futures.clear()
+
+    started = time.perf_counter()
+    calls = asyncio.gather(*(call() for _ in range(n)))
+    while len(futures) < n:
+        await asyncio.sleep(0)
+    reply()
+    await calls
+    return n / (time.perf_counter() - started)
+
+
 def python_018() -> str | None:
     if python := os.environ.get("FLOWRRA_018_PYTHON"):
         return os.path.abspath(python)  # it runs in a temp dir; a venv's python: no resolve
@@ -537,6 +565,7 @@ def run_gather_rounds(url: str, n: int, rounds: int) -> list[dict]:
     runs = []
     for r in range(rounds):
         e = asyncio.run(gather_burst(f"{url}/0", n))
+        e["floor"] = asyncio.run(gather_floor(n))
         runs.append(e)
         errs = sum(e["errors"].values())
         line = f"  (e) round {r + 1}/{rounds}: {e['submitted']:,}/{n:,} submitted"
@@ -544,6 +573,7 @@ def run_gather_rounds(url: str, n: int, rounds: int) -> list[dict]:
             line += (
                 f" in {e['submit_s']:.2f} s ({e['submit_rate']:,.0f}/s), waits {e['wait_s']:.2f} s"
             )
+        line += f"; asyncio floor {e['floor']:,.0f}/s"
         print(f"{line}; {errs:,} errors", flush=True)
         show_errors(e["errors"])
     return runs
@@ -557,6 +587,9 @@ def print_gather(runs: list[dict], n: int) -> None:
     print(f"(e) {n:,} submits through asyncio.gather, then {n:,} concurrent waits")
     print(f"    submit rate        {rate:10,.0f} tasks/s  (target >= 20,000: {met(rate >= 20_000)};"
           " successful submits / time of the gather)")  # fmt: skip
+    floor = statistics.median(e["floor"] for e in runs)
+    print(f"    asyncio floor      {floor:10,.0f} calls/s  (gather of {n:,} bare awaits, "
+          f"no Redis), ratio {rate / floor:.2f}x")  # fmt: skip
     if ok:
         print(f"    submit gather      {statistics.median(e['submit_s'] for e in ok):10.2f} s")
         print(f"    concurrent waits   {statistics.median(e['wait_s'] for e in ok):10.2f} s")
