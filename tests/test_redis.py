@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import pytest
 
 from flowrra import BrokerConfig, BrokerError, Config, Flowrra, TaskStatus
 from flowrra.serialization import Signer
-from flowrra.task import Task, TaskResult
+from flowrra.task import Task, TaskResult, task_of
 
 from . import redis_app
 from .services import REDIS_URL
@@ -546,6 +547,37 @@ async def test_a_cancel_reaches_a_task_whose_worker_died_before_starting_it(pref
     assert cancelled is True
     assert record is not None and record.status is TaskStatus.CANCELLED, record
     assert record.result is None and record.started_at is None
+
+
+async def test_a_payload_that_pickled_the_task_object_still_runs(prefix: str) -> None:
+    """Payloads now carry a task as a plain tuple (a quarter of the pickling); one
+    written before, which pickled the Task itself, still reads as its PENDING record and
+    runs."""
+    app = app_for(prefix)
+    await app.start(workers=False)
+    try:
+        task_id = await app.apply("nap", (5,), {"seconds": 0.0}, priority=2)
+        backend, broker = app.results_backend, app.io_executor.broker
+        state, submitted_at, function = pickle.loads(
+            backend._signer().verify(
+                await backend.client.get(backend._key(task_id)), task_id.encode()
+            )
+        )
+        old = backend._signer().dumps(
+            (task_of(state), submitted_at, function), context=task_id.encode()
+        )
+        await backend.client.set(backend._key(task_id), old)
+        await broker.client.hset(broker.keys["payloads"], task_id, old)  # type: ignore[union-attr]
+        pending = await app.get_result(task_id)
+    finally:
+        await app.stop()
+    async with app_for(prefix) as worker:
+        record = await worker.wait_for_result(task_id, timeout=10)
+    assert type(state) is tuple and task_of(state).id == task_id
+    assert pending is not None and (pending.status, pending.args, pending.priority) == (
+        TaskStatus.PENDING, (5,), 2,
+    )  # fmt: skip
+    assert (record.status, record.result) == (TaskStatus.SUCCESS, 5)
 
 
 async def test_bulk_submit_in_chunks_keeps_fifo_and_records(prefix: str) -> None:

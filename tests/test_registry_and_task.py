@@ -159,3 +159,17 @@ def test_only_references_to_main_go_by_value(monkeypatch: pytest.MonkeyPatch) ->
     assert by_value == [value]
     monkeypatch.delattr(sys.modules["__main__"], "CellClass")
     assert type(pickle.loads(sent)).__name__ == "CellClass"  # loads without __main__.CellClass
+
+
+def test_a_task_travels_as_a_plain_tuple_and_comes_back_whole() -> None:
+    from flowrra.limits import Rate, TaskLimits
+    from flowrra.task import Task, task_of, task_state
+
+    eta = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
+    task = Task("t1", "nap", (1, [2]), {"k": "v"}, 5, 0.5, 1, 3, False, 9.0, eta,
+                TaskLimits(Rate(3, 1.0), 2), "wf", "1.2")  # fmt: skip
+    assert type(task_state(task)) is tuple
+    assert task_of(task_state(task)) == task
+    assert task_of(task) is task  # a payload written before the tuples
+    with pytest.raises(TypeError, match="not a task"):
+        task_of("t1")

@@ -61,7 +61,7 @@ from flowrra.redis_client import (
 )
 from flowrra.redis_wire import ScriptLine, busy_poll_window, subscribe
 from flowrra.serialization import Signer, signer_for
-from flowrra.task import Task, TaskResult, TaskStatus, pending_record
+from flowrra.task import Task, TaskResult, TaskStatus, pending_record, task_of
 
 __all__ = ["RedisBackend", "task_item"]
 
@@ -694,8 +694,8 @@ class RedisBackend(BaseResultBackend):
         """Verify and load the record blob of ``task_id`` (a task's payload, for a record
         written by :func:`task_item`, is read as its PENDING record)."""
         value = self._signer().loads(blob, task_id.encode())
-        if type(value) is tuple and len(value) == 3 and isinstance(value[0], Task):
-            return pending_record(value[0], value[1])
+        if type(value) is tuple and len(value) == 3:  # a task's payload (a record is no tuple)
+            return pending_record(task_of(value[0]), value[1])
         return value
 
     async def get(self, task_id: str) -> TaskResult | None:

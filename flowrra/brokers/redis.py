@@ -61,7 +61,7 @@ from flowrra.redis_client import (
 )
 from flowrra.redis_wire import ScriptLine, busy_poll_window, subscribe
 from flowrra.serialization import Signer, digest_of, signer_for
-from flowrra.task import Task
+from flowrra.task import Task, task_of, task_state
 
 __all__ = [
     "DEAD_LETTER_CAP",
@@ -473,7 +473,7 @@ class RedisBroker(BaseBroker):
     def encode(self, task: Task, submitted_at: Any, function: str | None) -> bytes:
         """The signed payload of ``task`` (bound to its id)."""
         return self._signer().dumps(
-            (task, submitted_at, function), what="arguments", context=task.id.encode()
+            (task_state(task), submitted_at, function), what="arguments", context=task.id.encode()
         )
 
     def rows(self, items: list[tuple[Task, Any, str | None, float]]) -> list[tuple[list, bytes]]:
@@ -558,8 +558,9 @@ class RedisBroker(BaseBroker):
         self, task_id: str, priority: int, blob: bytes, result: Taken
     ) -> TakenTask | None:
         try:
-            task, submitted_at, function = self._signer().loads(blob, task_id.encode())
-            if not isinstance(task, Task) or task.id != task_id:
+            state, submitted_at, function = self._signer().loads(blob, task_id.encode())
+            task = task_of(state)
+            if task.id != task_id:
                 raise SignatureError("payload does not describe this task")
         except Exception as exc:
             await self.dead_letter(task_id, priority, blob, exc)
