@@ -500,7 +500,9 @@ async def test_cancel_a_task_another_worker_took_but_has_not_started(prefix: str
     finally:
         if worker is not None:
             stop_worker(worker)
+        counts = await submitter.io_executor.broker.counts()
         await submitter.stop()
+    assert counts == {"queued": 0, "delayed": 0, "inflight": 0, "dead": 0}  # all acknowledged
     assert cancelled.status is TaskStatus.CANCELLED and cancelled.started_at is None
     assert cancelled.error == "Task was cancelled before it ran"
     assert [(r.status, r.result) for r in rest] == [(TaskStatus.SUCCESS, i) for i in (2, 3, 4)]
