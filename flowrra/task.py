@@ -324,6 +324,22 @@ def task_state(task: Task) -> tuple:
     return task.__reduce__()[1]
 
 
+def record_state(record: TaskResult) -> tuple[bool, tuple]:
+    """``record`` as the plain values a Redis record blob carries (see
+    :func:`record_of`): whether it belongs to a workflow, and its fields. As with
+    :func:`task_state`, pickling plain values saves the module import pickle makes for
+    the rebuilding function named by ``TaskResult.__reduce__``, once per record (and
+    unpickling them, the lookup of that function)."""
+    rebuild, state = record.__reduce__()
+    return rebuild is _rebuild_step_result, state
+
+
+def record_of(value: tuple[bool, tuple]) -> TaskResult:
+    """The record of :func:`record_state`'s values."""
+    step, state = value
+    return _rebuild_step_result(*state) if step else _rebuild_result(*state)
+
+
 def task_of(value: Task | tuple) -> Task:
     """The task of a payload's first item: a :func:`task_state` tuple, or a
     :class:`Task` (payloads written before 0.2's plain tuples).

@@ -551,10 +551,11 @@ async def test_a_cancel_reaches_a_task_whose_worker_died_before_starting_it(pref
     assert record.result is None and record.started_at is None
 
 
-async def test_a_payload_that_pickled_the_task_object_still_runs(prefix: str) -> None:
-    """Payloads now carry a task as a plain tuple (a quarter of the pickling); one
-    written before, which pickled the Task itself, still reads as its PENDING record and
-    runs."""
+async def test_payloads_and_records_pickled_as_objects_before_still_read(prefix: str) -> None:
+    """Payloads and records now carry a task and a record as plain values (a quarter of
+    the pickling); a payload written before, which pickled the Task itself, still reads
+    as its PENDING record and runs, and a record that pickled the TaskResult still
+    reads."""
     app = app_for(prefix)
     await app.start(workers=False)
     try:
@@ -575,6 +576,12 @@ async def test_a_payload_that_pickled_the_task_object_still_runs(prefix: str) ->
         await app.stop()
     async with app_for(prefix) as worker:
         record = await worker.wait_for_result(task_id, timeout=10)
+        backend = worker.results_backend
+        written = await backend.client.get(backend._key(task_id))
+        old = backend._signer().dumps(record, context=task_id.encode())
+        await backend.client.set(backend._key(task_id), old)
+        assert await worker.get_result(task_id) == record
+    assert type(pickle.loads(backend._signer().verify(written, task_id.encode()))) is tuple
     assert type(state) is tuple and task_of(state).id == task_id
     assert pending is not None and (pending.status, pending.args, pending.priority) == (
         TaskStatus.PENDING, (5,), 2,

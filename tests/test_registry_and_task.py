@@ -173,3 +173,16 @@ def test_a_task_travels_as_a_plain_tuple_and_comes_back_whole() -> None:
     assert task_of(task) is task  # a payload written before the tuples
     with pytest.raises(TypeError, match="not a task"):
         task_of("t1")
+
+
+def test_a_record_travels_as_plain_values_and_comes_back_whole() -> None:
+    from flowrra.task import record_of, record_state
+
+    now = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
+    plain = TaskResult("t1", TaskStatus.SUCCESS, "nap", [1], None, now, now, now, 2, (1,), {})
+    step = TaskResult("t2", TaskStatus.FAILED, "nap", None, "boom", now, now, now,
+                      progress_done=3, progress_total=4, output="hi", workflow_id="wf",
+                      workflow_step="1.2")  # fmt: skip
+    for record in (plain, step):
+        state = record_state(record)
+        assert type(state) is tuple and record_of(state) == record

@@ -61,7 +61,15 @@ from flowrra.redis_client import (
 )
 from flowrra.redis_wire import ScriptLine, busy_poll_window, subscribe
 from flowrra.serialization import Signer, signer_for
-from flowrra.task import Task, TaskResult, TaskStatus, pending_record, task_of
+from flowrra.task import (
+    Task,
+    TaskResult,
+    TaskStatus,
+    pending_record,
+    record_of,
+    record_state,
+    task_of,
+)
 
 __all__ = ["RedisBackend", "task_item"]
 
@@ -508,7 +516,9 @@ class RedisBackend(BaseResultBackend):
         status = record.status
         fresh = status is TaskStatus.PENDING and record.started_at is None
         blob = self._signer().dumps(
-            record, what="arguments" if fresh else "result", context=record.task_id.encode()
+            record_state(record),
+            what="arguments" if fresh else "result",
+            context=record.task_id.encode(),
         )
         ttl = self.ttl if (self.ttl and status in _TERMINAL_STATUSES) else 0
         return "r", _record_row(record, status.value, ttl, blob, fresh), blob
@@ -691,12 +701,15 @@ class RedisBackend(BaseResultBackend):
 
     # ------------------------------------------------------------------ reads
     def _load(self, task_id: str, blob: bytes) -> TaskResult:
-        """Verify and load the record blob of ``task_id`` (a task's payload, for a record
-        written by :func:`task_item`, is read as its PENDING record)."""
+        """Verify and load the record blob of ``task_id``: :func:`record_state`'s values
+        (or a ``TaskResult``, as records were written before), or a task's payload, for a
+        record written by :func:`task_item` (read as its PENDING record)."""
         value = self._signer().loads(blob, task_id.encode())
-        if type(value) is tuple and len(value) == 3:  # a task's payload (a record is no tuple)
-            return pending_record(task_of(value[0]), value[1])
-        return value
+        if type(value) is not tuple:  # a TaskResult, as records were written before
+            return value
+        if len(value) == 2:  # record_state
+            return record_of(value)
+        return pending_record(task_of(value[0]), value[1])  # a task's payload
 
     async def get(self, task_id: str) -> TaskResult | None:
         """The record of ``task_id``, or None.
