@@ -68,6 +68,33 @@ async def test_ten_thousand_concurrent_submits_and_twenty_thousand_waits(prefix:
     assert {r.status for r in reads} == {TaskStatus.SUCCESS}
 
 
+async def test_two_thousand_cancels_racing_a_worker_each_tell_the_truth(prefix: str) -> None:
+    """2,000 cancels at once while a `flowrra worker` takes and runs the same tasks
+    (waiting, taken ahead, running or done, whatever the race makes them): every cancel
+    returns True exactly when the task ended CANCELLED, and nothing is left leased or
+    queued."""
+    submitter = redis_app.make_app(prefix, REDIS_URL, SECRET)
+    started = asyncio.Event()
+    submitter.events.subscribe(lambda e: started.set() if e["type"] == "task.started" else None)
+    await submitter.start(workers=False)
+    worker = None
+    try:
+        ids = await submitter.starmap("nap", [(i, 0.01) for i in range(2_000)])
+        worker = start_worker(prefix, "--io-workers", "4", "--loglevel", "warning")
+        await started.wait()
+        said = await asyncio.gather(*(submitter.cancel(task_id) for task_id in ids))
+        records = [await submitter.wait_for_result(task_id, timeout=30) for task_id in ids]
+        counts = await submitter.io_executor.broker.counts()
+    finally:
+        if worker is not None:
+            stop_worker(worker)
+        await submitter.stop()
+    outcomes = {(cancelled, r.status) for cancelled, r in zip(said, records, strict=True)}
+    assert outcomes <= {(True, TaskStatus.CANCELLED), (False, TaskStatus.SUCCESS)}, outcomes
+    assert said.count(True) > 0
+    assert counts == {"queued": 0, "delayed": 0, "inflight": 0, "dead": 0}
+
+
 async def test_a_submit_that_raised_left_nothing_behind(prefix: str) -> None:
     app = small_pool_app(prefix)
     await app.start(workers=False)
