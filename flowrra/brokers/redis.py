@@ -271,7 +271,7 @@ return lost
 
 # ARGV: q, priority, id. Returns 1 (taken out of the queue or the delayed set), -1 (a
 # worker has it: the cancel is noted for the worker that would take it again) or 0.
-_REMOVE = (
+_WITHDRAW = (
     LUA_LIMITS_RELEASE
     + """
 local q = ARGV[1]
@@ -296,7 +296,7 @@ _SCRIPTS = {
     "ack": _ACK,
     "retry": _RETRY,
     "nack": _NACK,
-    "remove": _REMOVE,
+    "withdraw": _WITHDRAW,
 }
 
 #: The type each key of a queue must have (suffix -> Redis type).
@@ -739,7 +739,7 @@ class RedisBroker(BaseBroker):
         """Take a waiting or delayed task out of Redis (``"removed"``). For a task a
         worker has taken, whether or not it started, note the cancel in the same script
         (see :meth:`mark_cancelled`) and return ``"taken"``; else ``"absent"``."""
-        found = int(await self._run("remove", [self.queue_key, priority, task_id]))
+        found = int(await self._run("withdraw", [self.queue_key, priority, task_id]))
         return "removed" if found > 0 else "taken" if found < 0 else "absent"
 
     # ------------------------------------------------------------- functions

@@ -78,7 +78,7 @@ class RemoteQueue:
         self._arriving: list[TakenTask] = []  # see run_claimed_soon
         self._settling: set[asyncio.Future[None]] = set()  # see settle_later
         # cancels asked for tasks not held here (yet): see cancel_asked
-        self._cancels: OrderedDict[str, None] = OrderedDict()
+        self._cancels: OrderedDict[str, bool] = OrderedDict()
         #: The submit side (flowrra.executors.remote_submit).
         self.submits = RemoteSubmit(self)
 
@@ -277,16 +277,14 @@ class RemoteQueue:
             return
         task = item.task
         executor = self.executor
-        if task.id in self._cancels:  # a cancel was asked before it arrived here
-            del self._cancels[task.id]
+        asked = self._cancels.pop(task.id, False)  # a cancel asked before it arrived here
+        if asked or item.deliveries == -1:  # or its worker died after a cancel was asked
             record = self._hold(item)
-            await executor._finish(
-                record, TaskStatus.CANCELLED, message="Task was cancelled before it ran"
+            message = (
+                "Task was cancelled before it ran"
+                if asked
+                else "Task was cancelled (its worker stopped before it could stop the task)"
             )
-            return
-        if item.deliveries == -1:  # its worker died after a cancel was asked
-            record = self._hold(item)
-            message = "Task was cancelled (its worker stopped before it could stop the task)"
             await executor._finish(record, TaskStatus.CANCELLED, message=message)
             return
         if item.deliveries:
@@ -467,7 +465,7 @@ class RemoteQueue:
         it may be on its way here (taken, the reply not read yet), so it is kept in
         mind (the last :data:`_CANCELS_KEPT` such ids) and ends CANCELLED when it
         arrives, without running."""
-        self._cancels[task_id] = None
+        self._cancels[task_id] = True
         if len(self._cancels) > _CANCELS_KEPT:
             self._cancels.popitem(last=False)
 

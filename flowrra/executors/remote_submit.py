@@ -331,12 +331,10 @@ class RemoteSubmit:
                 events.publish("task.submitted", record)
 
     def announce_new(self, taken: list[TakenTask]) -> None:
-        """:meth:`announce` the PENDING records of new tasks (made here, if anyone
+        """:meth:`announce` the PENDING records of new tasks (made only if anyone
         listens)."""
-        events = self.executor.events
-        if events.has_subscribers:
-            for item in taken:
-                events.publish("task.submitted", pending_record(item.task, item.submitted_at))
+        if self.executor.events.has_subscribers:
+            self.announce([pending_record(item.task, item.submitted_at) for item in taken])
 
 
 def _new_task(
