@@ -256,3 +256,42 @@ async def test_cpu_tasks_run_when_main_was_replaced_by_an_embedding_tool(
     async with app:
         record = await app.wait_for_result(await app.submit(cpu_tasks.square, 7), timeout=60)
     assert record.status is TaskStatus.SUCCESS and record.result == 49
+
+
+def test_settled_returns_when_a_replacement_finished_a_moment_ago(tmp_path: Path) -> None:
+    """A replacement worker's start that has just finished stays in the pool's set until
+    its done callback runs on the next turn of the loop. On Python 3.12+ a gather of
+    finished tasks returns without yielding, so ``settled()`` looped on it for ever (a CI
+    run hung there). Run in a process of its own so that a hang fails the test."""
+    script = tmp_path / "settle.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import asyncio
+            from flowrra.executors.pool import ProcessPool
+
+            async def started() -> None:
+                pass
+
+            async def main() -> None:
+                pool = ProcessPool(1, "spawn")
+                # as pool._replace registers a start; it finishes on the next turn, and
+                # its done callback runs one turn after that
+                task = asyncio.get_running_loop().create_task(started())
+                pool._spawning.add(task)
+                task.add_done_callback(pool._spawning.discard)
+                await asyncio.sleep(0)  # wake right after the task finished
+                assert task.done() and task in pool._spawning
+                await pool.settled()
+                await pool.close()
+                print("settled")
+
+            asyncio.run(main())
+            """
+        )
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=30, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "settled"

@@ -228,8 +228,11 @@ class ProcessPool:
 
     async def settled(self) -> None:
         """Wait until every replacement worker being started has started."""
-        while self._spawning:
-            await asyncio.gather(*self._spawning, return_exceptions=True)
+        # Only the unfinished ones: a finished spawn leaves the set by its done callback,
+        # which runs later, and gather of finished tasks returns without yielding to the
+        # loop on Python 3.12+, so waiting on it again would spin for ever.
+        while pending := [task for task in self._spawning if not task.done()]:
+            await asyncio.wait(pending)
 
     async def start(self) -> None:
         """Start the worker processes (once; later calls wait for the first)."""
@@ -452,7 +455,12 @@ class ProcessPool:
         self.replaced += 1
         task = asyncio.get_running_loop().create_task(self._spawn(), context=contextvars.Context())
         self._spawning.add(task)
-        task.add_done_callback(self._spawning.discard)
+        task.add_done_callback(self._spawned)
+
+    def _spawned(self, task: asyncio.Task[None]) -> None:
+        self._spawning.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            logger.error("Could not start a new CPU worker process: %r", exc)
 
     async def close(self) -> None:
         """Stop every worker (running tasks are abandoned) without blocking the loop."""
@@ -460,8 +468,7 @@ class ProcessPool:
         if self._starting is not None:
             with contextlib.suppress(Exception):
                 await self._starting
-        if self._spawning:
-            await asyncio.gather(*self._spawning, return_exceptions=True)
+        await self.settled()
         workers, self._workers = self._workers, []
         for worker in workers:
             self._detach(worker)
