@@ -366,6 +366,15 @@ class ScriptLine:
                 await self._drop()
             return await self._call(args)
 
+    async def open(self) -> None:
+        """Open the line's connection now, if it is not (else the first call opens it,
+        and calls sent without waiting go the awaited way until then)."""
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            if self._connection is None:
+                await self._open()
+
     async def _call(self, args: list[Any]) -> Any:
         from redis.exceptions import NoScriptError, ResponseError
 

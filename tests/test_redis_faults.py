@@ -283,6 +283,47 @@ async def test_batches_prepared_ahead_keep_their_order_through_a_lost_connection
         await backend.close()
 
 
+async def test_a_full_batch_goes_out_in_the_turn_it_filled_and_keeps_its_order(
+    server: RedisServer,
+) -> None:
+    """Writes made in one turn of the loop (a gather of thousands of submits) go out as
+    soon as a whole batch (4,000) is queued, not when the turn ends: Redis stores the first
+    batch while the turn makes the rest. 6,000 tasks each written RUNNING then SUCCESS in
+    one turn end SUCCESS, with the line open and with its connection lost while the first
+    batch is out; ``drain`` returns only once every write is in Redis."""
+    from flowrra.backends.redis import RedisBackend
+    from flowrra.clock import utcnow
+    from flowrra.task import TaskResult, new_task_id
+
+    backend = RedisBackend(f"redis://127.0.0.1:{server.port}/0", key_prefix="turn")
+
+    def record(task_id: str, status: TaskStatus) -> TaskResult:
+        done = utcnow() if status.is_terminal else None
+        return TaskResult(task_id, status, "nap", 1, None, utcnow(), utcnow(), done)
+
+    try:
+        warm = new_task_id()
+        await backend.store(warm, record(warm, TaskStatus.SUCCESS))  # the line is open now
+        line = backend._line()
+        for lose in (False, True):
+            await backend.drain()  # idle: the next write goes the fast way
+            ids = [new_task_id() for _ in range(6000)]
+            sent_in_turn = []
+            for task_id in ids:  # one turn: no await in this loop
+                backend.store_nowait(task_id, record(task_id, TaskStatus.RUNNING))
+                backend.store_nowait(task_id, record(task_id, TaskStatus.SUCCESS))
+                sent_in_turn.append(bool(line._replies and line._replies.waiting))
+            assert sent_in_turn.index(True) == 1999  # the 4,000th write sent the batch
+            if lose:
+                line._transport.abort()  # the first batch fails: the awaited way
+            await asyncio.wait_for(backend.drain(), timeout=60)
+            stored = await asyncio.gather(*(backend.get(task_id) for task_id in ids))
+            statuses = Counter(r.status if r else None for r in stored)
+            assert statuses == {TaskStatus.SUCCESS: 6000}, statuses
+    finally:
+        await backend.close()
+
+
 @pytest.mark.parametrize("own_reader", [True, False], ids=["hiredis-line", "redis-py-methods"])
 async def test_a_line_never_writes_into_a_connection_the_server_closed(
     server: RedisServer, own_reader: bool, monkeypatch: pytest.MonkeyPatch

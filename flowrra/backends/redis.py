@@ -449,9 +449,12 @@ class RedisBackend(BaseResultBackend):
         return repaired
 
     async def ping(self) -> None:
-        """Check Redis answers; raise :class:`BackendError` naming the URL if not."""
+        """Check Redis answers, and open the write script's connection (the first
+        writes of a burst of submits then go out while the burst goes on, not after
+        it); raise :class:`BackendError` naming the URL if not."""
         try:
             await self.client.ping()
+            await self._line().open()
         except Exception as exc:
             raise BackendError(unreachable("result backend", self.url, exc)) from exc
 
