@@ -22,9 +22,18 @@ from flowrra import (
     TaskStatus,
     TaskTimeoutError,
 )
+from flowrra.clock import utcnow
+from flowrra.task import TaskResult
 
 from . import redis_app
 from .redis_server import RedisServer
+
+
+def _record(task_id: str, status: TaskStatus) -> TaskResult:
+    """A record of task ``task_id`` of ``nap`` in ``status``."""
+    done = utcnow() if status.is_terminal else None
+    return TaskResult(task_id, status, "nap", 1, None, utcnow(), utcnow(), done)
+
 
 SECRET = "fault-secret-0123456789abcdef"
 
@@ -210,26 +219,21 @@ async def test_writes_sent_without_waiting_keep_their_order_through_a_lost_conne
     import redis.asyncio as aioredis
 
     from flowrra.backends.redis import RedisBackend
-    from flowrra.clock import utcnow
-    from flowrra.task import TaskResult, new_task_id
+    from flowrra.task import new_task_id
 
     backend = RedisBackend(f"redis://127.0.0.1:{server.port}/0", key_prefix="fastway")
     admin = aioredis.from_url(f"redis://127.0.0.1:{server.port}/0")
 
-    def record(task_id: str, status: TaskStatus) -> TaskResult:
-        done = utcnow() if status.is_terminal else None
-        return TaskResult(task_id, status, "nap", 1, None, utcnow(), utcnow(), done)
-
     try:
         warm = new_task_id()
-        await backend.store(warm, record(warm, TaskStatus.SUCCESS))  # the line is open now
+        await backend.store(warm, _record(warm, TaskStatus.SUCCESS))  # the line is open now
         ids = [new_task_id() for _ in range(3)]
         for round_ in range(2):
             if round_:  # the line's connection killed: the next write meets it closed
                 assert await admin.client_kill_filter(_type="normal", skipme=True) >= 1
             for task_id in ids:
-                backend.store_nowait(task_id, record(task_id, TaskStatus.RUNNING))
-                backend.store_nowait(task_id, record(task_id, TaskStatus.SUCCESS))
+                backend.store_nowait(task_id, _record(task_id, TaskStatus.RUNNING))
+                backend.store_nowait(task_id, _record(task_id, TaskStatus.SUCCESS))
             await asyncio.wait_for(backend.drain(), timeout=10)
             stored = [await backend.get(task_id) for task_id in ids]
             assert [r.status if r else None for r in stored] == [TaskStatus.SUCCESS] * 3
@@ -248,23 +252,18 @@ async def test_batches_prepared_ahead_keep_their_order_through_a_lost_connection
     first batch is out and the next one is prepared. Then the first batch goes the
     awaited way, and the ones behind it follow, in order."""
     from flowrra.backends.redis import RedisBackend
-    from flowrra.clock import utcnow
-    from flowrra.task import TaskResult, new_task_id
+    from flowrra.task import new_task_id
 
     backend = RedisBackend(f"redis://127.0.0.1:{server.port}/0", key_prefix="ahead")
 
-    def record(task_id: str, status: TaskStatus) -> TaskResult:
-        done = utcnow() if status.is_terminal else None
-        return TaskResult(task_id, status, "nap", 1, None, utcnow(), utcnow(), done)
-
     def write(ids: list[str]) -> None:
         for task_id in ids:
-            backend.store_nowait(task_id, record(task_id, TaskStatus.RUNNING))
-            backend.store_nowait(task_id, record(task_id, TaskStatus.SUCCESS))
+            backend.store_nowait(task_id, _record(task_id, TaskStatus.RUNNING))
+            backend.store_nowait(task_id, _record(task_id, TaskStatus.SUCCESS))
 
     try:
         warm = new_task_id()
-        await backend.store(warm, record(warm, TaskStatus.SUCCESS))  # the line is open now
+        await backend.store(warm, _record(warm, TaskStatus.SUCCESS))  # the line is open now
         batcher, line = backend._writes, backend._line()
         for lose in (False, True):
             ids = [new_task_id() for _ in range(6000)]
@@ -292,26 +291,21 @@ async def test_a_full_batch_goes_out_in_the_turn_it_filled_and_keeps_its_order(
     one turn end SUCCESS, with the line open and with its connection lost while the first
     batch is out; ``drain`` returns only once every write is in Redis."""
     from flowrra.backends.redis import RedisBackend
-    from flowrra.clock import utcnow
-    from flowrra.task import TaskResult, new_task_id
+    from flowrra.task import new_task_id
 
     backend = RedisBackend(f"redis://127.0.0.1:{server.port}/0", key_prefix="turn")
 
-    def record(task_id: str, status: TaskStatus) -> TaskResult:
-        done = utcnow() if status.is_terminal else None
-        return TaskResult(task_id, status, "nap", 1, None, utcnow(), utcnow(), done)
-
     try:
         warm = new_task_id()
-        await backend.store(warm, record(warm, TaskStatus.SUCCESS))  # the line is open now
+        await backend.store(warm, _record(warm, TaskStatus.SUCCESS))  # the line is open now
         line = backend._line()
         for lose in (False, True):
             await backend.drain()  # idle: the next write goes the fast way
             ids = [new_task_id() for _ in range(6000)]
             sent_in_turn = []
             for task_id in ids:  # one turn: no await in this loop
-                backend.store_nowait(task_id, record(task_id, TaskStatus.RUNNING))
-                backend.store_nowait(task_id, record(task_id, TaskStatus.SUCCESS))
+                backend.store_nowait(task_id, _record(task_id, TaskStatus.RUNNING))
+                backend.store_nowait(task_id, _record(task_id, TaskStatus.SUCCESS))
                 sent_in_turn.append(bool(line._replies and line._replies.waiting))
             assert sent_in_turn.index(True) == 1999  # the 4,000th write sent the batch
             if lose:
