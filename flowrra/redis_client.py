@@ -311,8 +311,15 @@ class Batcher:
     it was prepared (a flush that failed, the awaited way) is prepared again. A full
     batch queued while no flush is out goes at once too, not at the end of the loop
     turn: in a gather of 10,000 submits, whose first steps all run in one turn, Redis
-    stores the first 4,000 while the turn makes the rest. One fast flush is out at a
-    time either way, so a flush that fails is written again before any batch behind it.
+    stores the first 4,000 while the turn makes the rest.
+
+    One fast flush is out at a time, so a flush that fails is written again before any
+    batch behind it, except for a batch prepared ahead whose items ``pipelined`` says
+    need no order among batches (new tasks: each is written whole by its batch, and
+    nothing else can be written of a task before its submit returned). Such a batch
+    goes out while one other flush is out, so Redis has the next batch of a burst as
+    soon as it finishes one. If a flush fails, a flush sent after it that fails too
+    follows it the awaited way, in order.
     """
 
     def __init__(
@@ -322,26 +329,28 @@ class Batcher:
         fast: FastFlush | None = None,
         recover: Recover | None = None,
         prepare: Callable[[list[Any]], Any] | None = None,
+        pipelined: Callable[[list[Any]], bool] | None = None,
     ) -> None:
         """``flush`` is an async callable taking the list of items; ``limit`` caps the
         items of one flush (0: no cap; a group added at once is never split); ``fast``,
-        ``recover`` and ``prepare``: see the class docstring (``fast`` and ``recover``
-        both or neither)."""
+        ``recover``, ``prepare`` and ``pipelined``: see the class docstring (``fast``
+        and ``recover`` both or neither; ``pipelined`` only with ``prepare``)."""
         self._flush = flush
         self._limit = limit
         self._fast = fast if recover is not None else None
         self._recover = recover
         self._prepare = prepare if self._fast is not None else None
+        self._pipelined = pipelined if self._prepare is not None else None
         # the next batch, prepared while a flush is out: (its first future, its number
-        # of groups, what prepare made of it)
-        self._ahead: tuple[asyncio.Future[Any], int, Any] | None = None
+        # of groups, what prepare made of it, whether it may go while another is out)
+        self._ahead: tuple[asyncio.Future[Any], int, Any, bool] | None = None
         self._queued = 0  # items in _groups
         # a deque: 10,000 concurrent submits are 10,000 groups, and a list's pop(0) moved
         # the rest each time (a tenth of the client's instructions in benchmark (e))
         self._groups: collections.deque[tuple[list[Any], asyncio.Future[Any]]] = collections.deque()
         self._runner: asyncio.Task[None] | None = None
         self._sending = False  # a fast flush is in flight, or about to be sent
-        self._inflight = False  # a fast flush is out (its reply has not landed yet)
+        self._inflight = 0  # fast flushes out (their replies have not landed yet)
         self._idle: list[asyncio.Future[None]] = []  # drain() calls waiting
 
     def add_nowait(self, item: Any) -> asyncio.Future[Any]:
@@ -364,8 +373,10 @@ class Batcher:
         elif self._sending and self._full():
             if not self._inflight:  # a whole batch waits for the end of this turn: send it
                 self._send_fast(loop)  # now, and Redis works while the turn goes on
-            elif self._ahead is None:
-                self._prepare_ahead()
+            else:
+                if self._ahead is None:
+                    self._prepare_ahead()
+                self._send_pipelined(loop)
         return future
 
     async def add(self, item: Any) -> None:
@@ -426,24 +437,46 @@ class Batcher:
             prepared = self._prepare(items)
         except Exception:  # raised again when the batch is sent, for its callers to see
             return
-        self._ahead = (self._groups[0][1], count, prepared)
+        free = self._pipelined is not None and self._pipelined(items)
+        self._ahead = (self._groups[0][1], count, prepared, free)
 
-    def _send_fast(self, loop: asyncio.AbstractEventLoop) -> None:
+    def _send_pipelined(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Send the batch prepared ahead while one flush is out, if it may (see the
+        class docstring)."""
+        ahead = self._ahead
+        if self._inflight == 1 and ahead is not None and ahead[3]:
+            self._send_fast(loop, 2)
+
+    def _next_batch(self) -> tuple[list[Any], list[asyncio.Future[Any]], Any] | None:
+        """Take the next batch to send: its items, their futures and the batch prepared
+        ahead for it (None: not prepared). None, and nothing taken, if a flush is out
+        and the next batch may not go before its reply (see the class docstring)."""
+        ahead = self._ahead
+        if ahead is not None and ahead[0] is not self._groups[0][1]:
+            ahead = None  # prepared for groups taken otherwise since
+        if self._inflight and (ahead is None or not ahead[3]):
+            return None
+        if ahead is not None:  # sent as it was prepared
+            return *self._take(ahead[1]), ahead
+        return *self._take(), None
+
+    def _send_fast(self, loop: asyncio.AbstractEventLoop, most: int = 1) -> None:
         """Send the queued groups now (``_sending`` is set); if the fast flush cannot,
-        hand them to a task. With a flush in flight, wait for it: its reply's callback
-        calls this again; once a task took over (``_sending`` cleared), leave it to it."""
-        if self._inflight or not self._sending:
+        hand them to a task. With ``most`` flushes out, wait: the reply of the last
+        calls this again; once a task took over (``_sending`` cleared), leave it to it.
+        """
+        if self._inflight >= most or not self._sending:
             return
         if not self._groups:
-            self._sending = False
-            self._settled()
+            if not self._inflight:
+                self._sending = False
+                self._settled()
             return
         assert self._fast is not None  # only a batcher with a fast flush sends this way
-        ahead = self._ahead
-        if ahead is not None and ahead[0] is self._groups[0][1]:  # sent as it was prepared
-            items, futures = self._take(ahead[1])
-        else:
-            items, futures, ahead = *self._take(), None
+        batch = self._next_batch()
+        if batch is None:
+            return
+        items, futures, ahead = batch
 
         def landed(outcome: Any, error: BaseException | None) -> None:
             self._landed(items, futures, outcome, error)
@@ -460,10 +493,13 @@ class Batcher:
             loop.call_soon(self._send_fast, loop)
             return
         if not sent:
+            if self._inflight:  # the line closed under the flush out: it fails, and
+                self._requeue(items, futures)  # these follow it the awaited way
+                return
             self._sending = False
             self._runner = loop.create_task(self._run((items, futures)))
             return
-        self._inflight = True
+        self._inflight += 1
         if self._sizeable():
             self._prepare_ahead()
 
@@ -476,20 +512,47 @@ class Batcher:
     ) -> None:
         """The reply of a fast flush (called from the socket's callback)."""
         loop = asyncio.get_running_loop()
-        self._inflight = False
+        self._inflight -= 1
         if error is not None:  # the awaited way rides out what failed here
+            if self._runner is not None or not self._sending:
+                self._requeue(items, futures)  # after the flush before it, which failed
+                return
             self._sending = False
             self._runner = loop.create_task(self._run((items, futures), error))
             return
         for future in futures:
             if not future.done():
                 future.set_result(outcome)
-        if self._ahead is not None or self._sizeable():
+        if self._inflight:  # the reply of the flush still out sends the next one, but
+            if self._ahead is None and self._sizeable():  # a batch that needs no order
+                self._prepare_ahead()  # may go now
+            self._send_pipelined(loop)
+        elif self._ahead is not None or self._sizeable():
             # a batch of some size waits already (a burst of submits): what the callers
             # this flush woke may add to it matters little, and Redis would wait for them
             self._send_fast(loop)
         else:  # as in _run: the callers this flush woke add to the next one first
             loop.call_soon(self._send_fast, loop)
+
+    def _requeue(self, items: list[Any], futures: list[asyncio.Future[Any]]) -> None:
+        """Queue the items of a flush that failed again, first: the task writing the
+        flush before it writes them next, the awaited way."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+        def settle(done: asyncio.Future[Any]) -> None:
+            error = done.exception()
+            for caller in futures:
+                if caller.done():
+                    continue
+                if error is not None:
+                    caller.set_exception(error)
+                    caller.exception()  # retrieved: a fire-and-forget add may not
+                else:
+                    caller.set_result(done.result())
+
+        future.add_done_callback(settle)
+        self._groups.appendleft((items, future))
+        self._queued += len(items)
 
     def _fail(self, futures: list[asyncio.Future[Any]], exc: Exception, count: int) -> None:
         logger.error("A batch of %d Redis writes failed: %s", count, exc)

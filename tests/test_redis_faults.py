@@ -318,6 +318,40 @@ async def test_a_full_batch_goes_out_in_the_turn_it_filled_and_keeps_its_order(
         await backend.close()
 
 
+@pytest.mark.parametrize("lose", [False, True], ids=["line-open", "connection-lost"])
+async def test_a_burst_of_submits_keeps_two_batches_out_and_loses_none(
+    server: RedisServer, lose: bool
+) -> None:
+    """A gather of 9,000 submits: the first 4,000 go out while the turn goes on, and the
+    next 4,000 (new tasks only, which need no order among batches) go out before the
+    first batch's reply, so Redis always has the next batch at hand. With the connection
+    lost while both are out, both are written again the awaited way, in order: no
+    submit fails, and every task is recorded and queued exactly once."""
+    app = fault_app(server, prefix=f"burst{int(lose)}")
+    await app.start(workers=False)
+    line = app._backend._line()  # type: ignore[attr-defined]
+    out: list[int] = []
+
+    async def meanwhile() -> None:  # runs in the same turn, after 8,000 submits' first steps
+        out.append(len(line._replies.waiting))
+        if lose:
+            line._transport.abort()
+
+    try:
+        calls = [app.submit("nap", i, 0.0) for i in range(9000)]
+        calls.insert(8000, meanwhile())
+        got = await asyncio.wait_for(asyncio.gather(*calls), timeout=60)
+        ids = [task_id for task_id in got if task_id is not None]
+        counts = await app.io_executor.broker.counts()  # type: ignore[union-attr]
+        statuses = await app._backend.count_by_status()  # type: ignore[attr-defined]
+    finally:
+        await app.stop()
+    assert out == [2]  # two batches were out at once
+    assert len(set(ids)) == 9000
+    assert counts["queued"] == 9000 and counts["dead"] == 0
+    assert statuses["pending"] == 9000
+
+
 @pytest.mark.parametrize("own_reader", [True, False], ids=["hiredis-line", "redis-py-methods"])
 async def test_a_line_never_writes_into_a_connection_the_server_closed(
     server: RedisServer, own_reader: bool, monkeypatch: pytest.MonkeyPatch

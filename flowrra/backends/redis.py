@@ -302,6 +302,13 @@ def _new_rows(item: tuple[Any, ...]) -> tuple[list[Any], list[Any]]:
     return record, queued
 
 
+def _new_tasks_only(items: list[tuple[Any, ...]]) -> bool:
+    """Whether a batch of write items holds new tasks only (:func:`task_item`): such a
+    batch needs no order against the batches before it (see
+    :class:`~flowrra.redis_client.Batcher`)."""
+    return all(item[0] == "n" for item in items)
+
+
 def _record_row(record: TaskResult, status: str, ttl: int, blob: bytes, fresh: bool) -> list:
     """The write script's row for ``record`` stored as ``blob`` (see ``store``)."""
     submitted_at = record.submitted_at
@@ -359,8 +366,9 @@ class RedisBackend(BaseResultBackend):
         self._write_line: ScriptLine | None = None  # the write script's own connection
         self._queue_db: str | None = None  # the linked broker's database ('' = this one)
         self._writes = Batcher(
-            self._write, 4000, fast=self._write_fast, recover=self._rewrite, prepare=self._prepare
-        )
+            self._write, 4000, fast=self._write_fast, recover=self._rewrite,
+            prepare=self._prepare, pipelined=_new_tasks_only,
+        )  # fmt: skip
         self._waiters: Waiters = {}
         self._listener: asyncio.Task[None] | None = None
         self._janitor: asyncio.Task[None] | None = None
