@@ -514,8 +514,8 @@ class Batcher:
         loop = asyncio.get_running_loop()
         self._inflight -= 1
         if error is not None:  # the awaited way rides out what failed here
-            if self._runner is not None or not self._sending:
-                self._requeue(items, futures)  # after the flush before it, which failed
+            if self._runner is not None:  # writing a flush sent before this one, which
+                self._requeue(items, futures)  # failed too: these go next
                 return
             self._sending = False
             self._runner = loop.create_task(self._run((items, futures), error))
