@@ -373,10 +373,10 @@ class Batcher:
         elif self._sending and self._full():
             if not self._inflight:  # a whole batch waits for the end of this turn: send it
                 self._send_fast(loop)  # now, and Redis works while the turn goes on
-            else:
+            else:  # while one is out, only a batch that needs no order may go
                 if self._ahead is None:
                     self._prepare_ahead()
-                self._send_pipelined(loop)
+                self._send_fast(loop, 2)
         return future
 
     async def add(self, item: Any) -> None:
@@ -440,13 +440,6 @@ class Batcher:
         free = self._pipelined is not None and self._pipelined(items)
         self._ahead = (self._groups[0][1], count, prepared, free)
 
-    def _send_pipelined(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Send the batch prepared ahead while one flush is out, if it may (see the
-        class docstring)."""
-        ahead = self._ahead
-        if self._inflight == 1 and ahead is not None and ahead[3]:
-            self._send_fast(loop, 2)
-
     def _next_batch(self) -> tuple[list[Any], list[asyncio.Future[Any]], Any] | None:
         """Take the next batch to send: its items, their futures and the batch prepared
         ahead for it (None: not prepared). None, and nothing taken, if a flush is out
@@ -464,6 +457,8 @@ class Batcher:
         """Send the queued groups now (``_sending`` is set); if the fast flush cannot,
         hand them to a task. With ``most`` flushes out, wait: the reply of the last
         calls this again; once a task took over (``_sending`` cleared), leave it to it.
+        With one out, only a batch prepared ahead that needs no order goes (see
+        :meth:`_next_batch`).
         """
         if self._inflight >= most or not self._sending:
             return
@@ -526,7 +521,7 @@ class Batcher:
         if self._inflight:  # the reply of the flush still out sends the next one, but
             if self._ahead is None and self._sizeable():  # a batch that needs no order
                 self._prepare_ahead()  # may go now
-            self._send_pipelined(loop)
+            self._send_fast(loop, 2)
         elif self._ahead is not None or self._sizeable():
             # a batch of some size waits already (a burst of submits): what the callers
             # this flush woke may add to it matters little, and Redis would wait for them

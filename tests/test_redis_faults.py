@@ -9,6 +9,7 @@ import signal
 import socket
 import time
 from collections import Counter
+from typing import Any
 
 import pytest
 
@@ -27,6 +28,13 @@ from flowrra.task import TaskResult
 
 from . import redis_app
 from .redis_server import RedisServer
+
+
+async def _statuses_once_drained(backend: Any, ids: list[str]) -> Counter:
+    """How many of ``ids`` have each status in Redis once ``backend``'s writes are in."""
+    await asyncio.wait_for(backend.drain(), timeout=60)
+    stored = await asyncio.gather(*(backend.get(task_id) for task_id in ids))
+    return Counter(r.status if r else None for r in stored)
 
 
 def _record(task_id: str, status: TaskStatus) -> TaskResult:
@@ -274,10 +282,7 @@ async def test_batches_prepared_ahead_keep_their_order_through_a_lost_connection
             assert batcher._ahead is not None
             if lose:
                 line._transport.abort()  # the first batch fails: the awaited way
-            await asyncio.wait_for(backend.drain(), timeout=60)
-            stored = await asyncio.gather(*(backend.get(task_id) for task_id in ids))
-            statuses = Counter(r.status if r else None for r in stored)
-            assert statuses == {TaskStatus.SUCCESS: 6000}, statuses
+            assert await _statuses_once_drained(backend, ids) == {TaskStatus.SUCCESS: 6000}
     finally:
         await backend.close()
 
@@ -310,10 +315,7 @@ async def test_a_full_batch_goes_out_in_the_turn_it_filled_and_keeps_its_order(
             assert sent_in_turn.index(True) == 1999  # the 4,000th write sent the batch
             if lose:
                 line._transport.abort()  # the first batch fails: the awaited way
-            await asyncio.wait_for(backend.drain(), timeout=60)
-            stored = await asyncio.gather(*(backend.get(task_id) for task_id in ids))
-            statuses = Counter(r.status if r else None for r in stored)
-            assert statuses == {TaskStatus.SUCCESS: 6000}, statuses
+            assert await _statuses_once_drained(backend, ids) == {TaskStatus.SUCCESS: 6000}
     finally:
         await backend.close()
 
