@@ -117,6 +117,11 @@ def _offender(exc: BaseException) -> str:
     return text if text else type(exc).__name__
 
 
+_BLOCK = hashlib.sha256().block_size  # HMAC's key block (64 bytes)
+_PAD_IN = bytes(b ^ 0x36 for b in range(256))  # HMAC's inner and outer key pads, as
+_PAD_OUT = bytes(b ^ 0x5C for b in range(256))  # tables for bytes.translate
+
+
 class Signer:
     """Signs bytes with HMAC-SHA256 and checks them before anything is unpickled.
 
@@ -135,17 +140,26 @@ class Signer:
         key = secret.encode() if isinstance(secret, str) else bytes(secret)
         if len(key) < 16:
             raise ValueError("The secret key must be at least 16 characters long")
-        # keyed once; each MAC starts from a copy (saves the key set-up per message)
-        self._mac = hmac.new(key, digestmod=hashlib.sha256)
+        # HMAC-SHA256 (RFC 2104) from its two keyed SHA-256 states, made once; each MAC
+        # starts from copies of them. The same digest as ``hmac.new(key, msg, sha256)``
+        # in half the time: ``hmac.HMAC.copy`` is Python, a hash object's copy is C, and
+        # every payload and record is signed once and verified at least once.
+        if len(key) > _BLOCK:
+            key = hashlib.sha256(key).digest()
+        key = key.ljust(_BLOCK, b"\0")
+        self._inner = hashlib.sha256(key.translate(_PAD_IN))
+        self._outer = hashlib.sha256(key.translate(_PAD_OUT))
 
     def __repr__(self) -> str:
         return "Signer(secret=<hidden>)"
 
     def _digest(self, payload: bytes, context: bytes) -> bytes:
-        mac = self._mac.copy()
-        mac.update(len(context).to_bytes(4, "big") + context)
-        mac.update(payload)
-        return mac.digest()
+        inner = self._inner.copy()
+        inner.update(len(context).to_bytes(4, "big") + context)
+        inner.update(payload)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()
 
     def sign(self, payload: bytes, context: bytes = b"") -> bytes:
         """Return ``payload`` with its signature (bound to ``context``) in front."""
