@@ -15,7 +15,7 @@ import functools
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -290,11 +290,12 @@ class Batcher:
     """Groups concurrent calls into one round trip, in order.
 
     ``await batcher.add(item)`` returns once a flush containing ``item`` is done (the
-    futures of a flush carry what ``flush`` returned). One
-    flush runs at a time: what arrives meanwhile goes in the next one, so writes reach
-    Redis in the order they were made, an idle system sends at once and a busy one sends
-    everything that piled up in one round trip (up to ``limit`` items; the rest go in
-    the next). :meth:`add_nowait` queues without waiting.
+    futures of a flush carry what ``flush`` returned). A flush goes out once the one
+    before it is done (the one exception, batches that need no order, is described
+    below): what arrives meanwhile goes in the next one, so writes reach Redis in the
+    order they were made, an idle system sends at once and a busy one sends everything
+    that piled up in one round trip (up to ``limit`` items; the rest go in the next).
+    :meth:`add_nowait` queues without waiting.
 
     With ``fast`` (and ``recover``), a flush is sent from a plain callback (at the end of
     the loop turn in which the batcher was found idle, or after the previous flush's
@@ -345,9 +346,12 @@ class Batcher:
         # of groups, what prepare made of it, whether it may go while another is out)
         self._ahead: tuple[asyncio.Future[Any], int, Any, bool] | None = None
         self._queued = 0  # items in _groups
-        # a deque: 10,000 concurrent submits are 10,000 groups, and a list's pop(0) moved
-        # the rest each time (a tenth of the client's instructions in benchmark (e))
-        self._groups: collections.deque[tuple[list[Any], asyncio.Future[Any]]] = collections.deque()
+        # the groups queued and, beside them, their futures: deques, as 10,000 concurrent
+        # submits are 10,000 groups, and a list's pop(0) moved the rest each time (a tenth
+        # of the client's instructions in benchmark (e)); two deques, not one of pairs, as
+        # each object a waiting submit holds costs the garbage collector
+        self._groups: collections.deque[Sequence[Any]] = collections.deque()
+        self._futures: collections.deque[asyncio.Future[Any]] = collections.deque()
         self._runner: asyncio.Task[None] | None = None
         self._sending = False  # a fast flush is in flight, or about to be sent
         self._inflight = 0  # fast flushes out (their replies have not landed yet)
@@ -358,11 +362,13 @@ class Batcher:
         return self.add_many_nowait((item,))
 
     def add_many_nowait(self, items: Iterable[Any]) -> asyncio.Future[Any]:
-        """Queue ``items`` for the next flush; return the future of that flush."""
+        """Queue ``items`` for the next flush; return the future of that flush. A list or
+        a tuple is kept as it is, not copied: it must not change afterwards."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        group = list(items)
-        self._groups.append((group, future))
+        group = items if type(items) is tuple or type(items) is list else list(items)
+        self._groups.append(group)
+        self._futures.append(future)
         self._queued += len(group)
         if self._runner is None and not self._sending:
             if self._fast is not None:  # sent once this turn's callers added theirs
@@ -386,7 +392,7 @@ class Batcher:
     @property
     def pending(self) -> int:
         """Groups queued and not yet flushed."""
-        return len(self._groups)
+        return len(self._futures)
 
     async def drain(self) -> None:
         """Wait until everything queued so far is flushed."""
@@ -407,9 +413,8 @@ class Batcher:
             if count
             else not (self._limit and items and len(items) >= self._limit)
         ):
-            group, future = self._groups.popleft()
-            items.extend(group)
-            futures.append(future)
+            items.extend(self._groups.popleft())
+            futures.append(self._futures.popleft())
         self._queued -= len(items)
         self._ahead = None  # used (see _send_fast), or of groups taken otherwise
         return items, futures
@@ -428,7 +433,7 @@ class Batcher:
         assert self._prepare is not None
         items: list[Any] = []
         count = 0
-        for group, _future in self._groups:
+        for group in self._groups:
             if items and len(items) >= self._limit:
                 break
             items.extend(group)
@@ -438,14 +443,14 @@ class Batcher:
         except Exception:  # raised again when the batch is sent, for its callers to see
             return
         free = self._pipelined is not None and self._pipelined(items)
-        self._ahead = (self._groups[0][1], count, prepared, free)
+        self._ahead = (self._futures[0], count, prepared, free)
 
     def _next_batch(self) -> tuple[list[Any], list[asyncio.Future[Any]], Any] | None:
         """Take the next batch to send: its items, their futures and the batch prepared
         ahead for it (None: not prepared). None, and nothing taken, if a flush is out
         and the next batch may not go before its reply (see the class docstring)."""
         ahead = self._ahead
-        if ahead is not None and ahead[0] is not self._groups[0][1]:
+        if ahead is not None and ahead[0] is not self._futures[0]:
             ahead = None  # prepared for groups taken otherwise since
         if self._inflight and (ahead is None or not ahead[3]):
             return None
@@ -546,7 +551,8 @@ class Batcher:
                     caller.set_result(done.result())
 
         future.add_done_callback(settle)
-        self._groups.appendleft((items, future))
+        self._groups.appendleft(items)
+        self._futures.appendleft(future)
         self._queued += len(items)
 
     def _fail(self, futures: list[asyncio.Future[Any]], exc: Exception, count: int) -> None:

@@ -106,9 +106,11 @@ class RemoteSubmit:
         backend = self.linked
         if backend is None:
             return (await self.submit(spec, [(args, kwargs)], priority, None))[0]
-        # a function being shipped (the first submits of a notebook's function arrive
-        # together): wait for that one write, then go on this way
-        digest = await self.digest(spec)
+        known = self._digests.get(spec.func)
+        if known is not None and (known[1] is None or known[1].is_set()):
+            digest = known[0]  # the common case, without a coroutine of its own
+        else:  # the first submit of a function, or one being shipped (the first submits
+            digest = await self.digest(spec)  # of a notebook's function arrive together)
         task = _task_for(spec, args, kwargs, priority, None)
         submitted_at = timestamp()
         executor = self.executor
