@@ -298,6 +298,24 @@ class TestOnRedis(ThrottleContract):
         allowed = (":seq", ":functions", ":workers")  # and the rate's step, which expires
         return [k for k in found if not k.endswith(allowed) and ":limit:" not in k]
 
+    async def test_counts_show_the_tasks_held_back(self) -> None:
+        app = self.make(io_workers=1)
+        app.task(name="rare", rate_limit="1/m")(nap)
+        async with app:
+            broker = app.io_executor.broker
+            ids = await app.map("rare", [0.0] * 4)
+            await app.wait_for_result(ids[0], timeout=30)
+            deadline = time.monotonic() + 10
+            while (counts := await broker.counts())["held"] < 3:  # the worker takes them
+                assert time.monotonic() < deadline, counts
+                await asyncio.sleep(0.02)
+            # each task is in one place: none counted twice, none missing
+            assert counts == {"queued": 0, "delayed": 0, "inflight": 0, "dead": 0, "held": 3}
+            # a held-back key of the wrong type (a hostile write) counts as none
+            await broker.client.set(f"{broker.queue_key}:held:bogus", "x")
+            await broker.client.zadd(f"{broker.queue_key}:held", {"bogus": time.time() + 60})
+            assert (await broker.counts())["held"] == 3
+
     async def test_a_unique_key_is_one_task_for_every_submitter(self) -> None:
         apps = [self.make(), self.make()]
         for app in apps:

@@ -107,7 +107,7 @@ async def test_submit_wait_retry_and_list_on_redis(prefix: str) -> None:
         assert str(frame["finished_at"].dt.tz) == "UTC" and frame["duration"].notna().all()
     counts = await app.io_executor.broker.counts()  # after stop: acks are flushed
     await app.io_executor.broker.close()
-    assert counts == {"queued": 0, "delayed": 0, "inflight": 0, "dead": 0}
+    assert counts == {"queued": 0, "delayed": 0, "inflight": 0, "dead": 0, "held": 0}
 
 
 async def test_a_lapsed_lease_of_a_task_running_here_is_reported(
@@ -502,7 +502,13 @@ async def test_cancel_a_task_another_worker_took_but_has_not_started(prefix: str
             stop_worker(worker)
         counts = await submitter.io_executor.broker.counts()
         await submitter.stop()
-    assert counts == {"queued": 0, "delayed": 0, "inflight": 0, "dead": 0}  # all acknowledged
+    assert counts == {
+        "queued": 0,
+        "delayed": 0,
+        "inflight": 0,
+        "dead": 0,
+        "held": 0,
+    }  # all acknowledged
     assert cancelled.status is TaskStatus.CANCELLED and cancelled.started_at is None
     assert cancelled.error == "Task was cancelled before it ran"
     assert [(r.status, r.result) for r in rest] == [(TaskStatus.SUCCESS, i) for i in (2, 3, 4)]

@@ -72,6 +72,28 @@ async def test_keys_of_the_wrong_type_are_renamed_and_workers_go_on(
     await broker.close()
 
 
+async def test_limit_keys_of_the_wrong_type_are_renamed_and_limited_tasks_run(
+    prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = app_for(prefix)
+    app.task(name="paced", rate_limit="100/s", concurrency=2)(redis_app.nap)
+    q = app.io_executor.broker.queue_key
+    client = app.io_executor.broker.client
+    await client.hset(f"{q}:limit:paced", "not", "a string")  # keys of one task name
+    await client.set(f"{q}:running:paced", "not a sorted set")
+    await client.set(f"{q}:held:ghost", "not a sorted set")  # a name that is due now
+    await client.zadd(f"{q}:held", {"ghost": 0})
+    async with app:
+        ids = await app.starmap("paced", [(i, 0.0) for i in range(4)])
+        records = [await app.wait_for_result(i, timeout=10) for i in ids]
+    assert [r.result for r in records] == [0, 1, 2, 3]
+    for key in (f"{q}:limit:paced", f"{q}:running:paced", f"{q}:held:ghost"):
+        assert await client.exists(f"{key}:corrupt"), key
+        assert f"Redis key {key} holds a" in caplog.text
+    assert await client.zscore(f"{q}:held", "ghost") is None  # its entry went with it
+    await app.io_executor.broker.close()
+
+
 async def test_a_task_whose_payload_was_removed_ends_failed(prefix: str) -> None:
     submitter = app_for(prefix)
     await submitter.start(workers=False)

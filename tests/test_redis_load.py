@@ -92,7 +92,7 @@ async def test_two_thousand_cancels_racing_a_worker_each_tell_the_truth(prefix: 
     outcomes = {(cancelled, r.status) for cancelled, r in zip(said, records, strict=True)}
     assert outcomes <= {(True, TaskStatus.CANCELLED), (False, TaskStatus.SUCCESS)}, outcomes
     assert said.count(True) > 0
-    assert counts == {"queued": 0, "delayed": 0, "inflight": 0, "dead": 0}
+    assert counts == {"queued": 0, "delayed": 0, "inflight": 0, "dead": 0, "held": 0}
 
 
 async def test_a_submit_that_raised_left_nothing_behind(prefix: str) -> None:

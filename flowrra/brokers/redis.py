@@ -291,7 +291,21 @@ return 0
 """
 )
 
+# ARGV: q. Returns {queued, delayed, in flight, dead-lettered, held back by limits}, read
+# at one moment (a task moves between these keys inside scripts only).
+_COUNTS = """
+local q = ARGV[1]
+local held = 0
+for _, name in ipairs(redis.call('ZRANGE', q .. ':held', 0, -1)) do
+  local n = redis.pcall('ZCARD', q .. ':held:' .. name)  -- a key of the wrong type: 0
+  if type(n) == 'number' then held = held + n end
+end
+return {redis.call('ZCARD', q), redis.call('ZCARD', q .. ':delayed'),
+  redis.call('ZCARD', q .. ':inflight'), redis.call('LLEN', q .. ':dead'), held}
+"""
+
 _SCRIPTS = {
+    "counts": _COUNTS,
     "enqueue": _ENQUEUE,
     "ack": _ACK,
     "retry": _RETRY,
@@ -313,6 +327,16 @@ _KEY_TYPES = {
     ":limits": "hash",
     ":held": "zset",
 }
+
+#: The type of each per-name limits key, ``{q}:{part}:{task name}`` (see
+#: flowrra.brokers.redis_limits).
+_NAME_KEY_TYPES = {"limit": "string", "running": "zset", "held": "zset"}
+
+
+def _glob_escaped(text: str) -> str:
+    """``text`` as a literal in a Redis SCAN pattern."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
 
 #: A worker is shown as lost after three missed beats, and never sooner than this.
 LOST_AFTER = 5.0
@@ -450,15 +474,24 @@ class RedisBroker(BaseBroker):
 
     async def repair(self) -> bool:
         """Rename each of this queue's keys that holds the wrong type of value to
-        ``{key}:corrupt`` (logged); True if any was."""
-        keys = [self.queue_key + suffix for suffix in _KEY_TYPES]
+        ``{key}:corrupt`` (logged); True if any was. The keys of each limited task name
+        (``{q}:limit:{name}``, ``{q}:running:{name}``, ``{q}:held:{name}``) are found
+        by a scan: this runs only after Redis answered WRONGTYPE."""
+        expect = {self.queue_key + suffix: kind for suffix, kind in _KEY_TYPES.items()}
+        stem = _glob_escaped(self.queue_key)
+        for part, kind in _NAME_KEY_TYPES.items():
+            async for key in self.client.scan_iter(match=f"{stem}:{part}:*", count=1000):
+                name = key.decode(errors="replace") if isinstance(key, bytes) else str(key)
+                if not name.endswith(":corrupt"):
+                    expect[name] = kind
+        keys = list(expect)
         found = await self.client.eval(
             "local t = {} for i, k in ipairs(KEYS) do t[i] = redis.call('TYPE', k).ok end return t",
             len(keys),
             *keys,
         )
         repaired = False
-        for key, kind, expected in zip(keys, found, _KEY_TYPES.values(), strict=True):
+        for key, kind, expected in zip(keys, found, expect.values(), strict=True):
             kind = kind.decode() if isinstance(kind, bytes) else str(kind)
             if kind not in ("none", expected):
                 logger.error(
@@ -788,16 +821,16 @@ class RedisBroker(BaseBroker):
         return int(await self.call("size", lambda: self.client.zcard(self.keys["queue"])))
 
     async def counts(self) -> dict[str, int]:
-        """Waiting, delayed, in-flight and dead-lettered task counts."""
-        k = self.keys
-
-        async def read() -> list[int]:
-            pipe = self.client.pipeline(transaction=False)
-            pipe.zcard(k["queue"]).zcard(k["delayed"]).zcard(k["inflight"]).llen(k["dead"])
-            return await pipe.execute()
-
-        queued, delayed, inflight, dead = await self.call("counts", read)
-        return {"queued": queued, "delayed": delayed, "inflight": inflight, "dead": dead}
+        """Task counts of this queue, read at one moment: ``queued`` (waiting),
+        ``delayed`` (a countdown or retry not yet due), ``inflight`` (taken by a
+        worker), ``dead`` (dead-lettered entries) and ``held`` (taken off the queue by a
+        worker but held back by their rate or concurrency limit, each waiting its turn
+        in its place)."""
+        queued, delayed, inflight, dead, held = await self._run("counts", [self.queue_key])
+        return {
+            "queued": queued, "delayed": delayed, "inflight": inflight, "dead": dead,
+            "held": held,
+        }  # fmt: skip
 
     async def close(self) -> None:
         """Close the connections."""
