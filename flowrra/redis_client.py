@@ -28,6 +28,7 @@ __all__ = [
     "dump_json",
     "pack_batch",
     "redacted",
+    "rename_wrong_types",
     "retrying",
     "same_server",
     "split_options",
@@ -230,6 +231,46 @@ def transient_errors() -> tuple[type[BaseException], ...]:
     from redis.exceptions import TimeoutError as RedisTimeoutError
 
     return (RedisConnectionError, RedisTimeoutError, BusyLoadingError, OSError)
+
+
+def _glob_escaped(text: str) -> str:
+    """``text`` as a literal in a Redis SCAN pattern."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
+async def rename_wrong_types(
+    client: Any, expected: dict[str, str], families: dict[str, str] | None = None
+) -> bool:
+    """Rename each key that holds another type of value than it should to
+    ``{key}:corrupt``, with a log line; True if any was.
+
+    ``expected`` maps keys to their types (``"zset"``, ``"hash"``...); ``families``
+    maps key stems to the type of every key ``{stem}:*`` (a key per task name, say),
+    found by a scan: run this only after Redis answered WRONGTYPE. Keys already set
+    aside (ending in ``:corrupt``) are left as they are.
+    """
+    expected = dict(expected)
+    for stem, kind in (families or {}).items():
+        async for key in client.scan_iter(match=f"{_glob_escaped(stem)}:*", count=1000):
+            name = key.decode(errors="replace") if isinstance(key, bytes) else str(key)
+            if not name.endswith(":corrupt"):
+                expected.setdefault(name, kind)
+    keys = list(expected)
+    found = await client.eval(
+        "local t = {} for i, k in ipairs(KEYS) do t[i] = redis.call('TYPE', k).ok end return t",
+        len(keys),
+        *keys,
+    )
+    renamed = False
+    for key, kind, want in zip(keys, found, expected.values(), strict=True):
+        kind = kind.decode() if isinstance(kind, bytes) else str(kind)
+        if kind not in ("none", want):
+            logger.error(
+                "Redis key %s holds a %s, not a %s: renamed to %s:corrupt", key, kind, want, key
+            )
+            await client.rename(key, f"{key}:corrupt")
+            renamed = True
+    return renamed
 
 
 async def retrying(

@@ -94,6 +94,29 @@ async def test_limit_keys_of_the_wrong_type_are_renamed_and_limited_tasks_run(
     await app.io_executor.broker.close()
 
 
+async def test_a_name_index_or_unique_key_of_the_wrong_type_does_not_stop_submits(
+    prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = app_for(prefix)
+    backend = app.results_backend
+    client = backend.client
+    # keys of a task name and of a unique key not used yet, so not known to any index
+    await client.set(f"{backend.prefix}:name:nap", "not a sorted set")
+    await client.hset(f"{backend.prefix}:unique:report", "not", "a string")
+    async with app:
+        first = await app.wait_for_result(await app.submit("nap", 1, 0.0), timeout=10)
+        unique = await app.apply("nap", (2, 0.0), unique_key="report")
+        again = await app.apply("nap", (3, 0.0), unique_key="report")
+        second = await app.wait_for_result(unique, timeout=10)
+        listed = await app.list_results(task_name="nap")
+    assert (first.result, second.result, again) == (1, 2, unique)
+    assert {r.task_id for r in listed} == {first.task_id, unique}
+    for key in (f"{backend.prefix}:name:nap", f"{backend.prefix}:unique:report"):
+        assert await client.exists(f"{key}:corrupt"), key
+        assert f"Redis key {key} holds a" in caplog.text
+    await app.io_executor.broker.close()
+
+
 async def test_a_task_whose_payload_was_removed_ends_failed(prefix: str) -> None:
     submitter = app_for(prefix)
     await submitter.start(workers=False)

@@ -53,6 +53,7 @@ from flowrra.redis_client import (
     database_of,
     dump_json,
     redacted,
+    rename_wrong_types,
     retrying,
     same_server,
     split_options,
@@ -435,26 +436,16 @@ class RedisBackend(BaseResultBackend):
         return await retrying(make, self.retry_budget, self._error(what))
 
     async def repair(self) -> bool:
-        """Rename each index key that holds the wrong type of value to ``{key}:corrupt``
-        (logged); True if any was."""
+        """Rename each index key (and each unique key) that holds the wrong type of value
+        to ``{key}:corrupt`` (logged); True if any was. The keys of each task name
+        (``{p}:name:{name}``) and each unique key (``{p}:unique:{key}``) are found by a
+        scan: this runs only after Redis answered WRONGTYPE."""
         p = self.prefix
         expected = {f"{p}:results": "zset", f"{p}:expiry": "zset", f"{p}:names": "set"}
         expected.update({f"{p}:status:{s}": "zset" for s in _STATUSES})
-        expected[f"{p}:dead"] = "list"
-        if await self.client.type(f"{p}:names") == b"set":
-            for name in await self.client.smembers(f"{p}:names"):
-                expected[f"{p}:name:{name.decode(errors='replace')}"] = "zset"
-        repaired = False
-        for key, kind in expected.items():
-            found = (await self.client.type(key)).decode()
-            if found not in ("none", kind):
-                logger.error(
-                    "Redis key %s holds a %s, not a %s: renamed to %s:corrupt",
-                    key, found, kind, key,
-                )  # fmt: skip
-                await self.client.rename(key, f"{key}:corrupt")
-                repaired = True
-        return repaired
+        expected.update({f"{p}:dead": "list", f"{p}:unique_keys": "hash"})
+        families = {f"{p}:name": "zset", f"{p}:unique": "string"}
+        return await rename_wrong_types(self.client, expected, families)
 
     async def ping(self) -> None:
         """Check Redis answers, and open the write script's connection (the first

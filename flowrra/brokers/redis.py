@@ -56,6 +56,7 @@ from flowrra.redis_client import (
     pack_batch,
     pool_options,
     redacted,
+    rename_wrong_types,
     retrying,
     unreachable,
 )
@@ -333,11 +334,6 @@ _KEY_TYPES = {
 _NAME_KEY_TYPES = {"limit": "string", "running": "zset", "held": "zset"}
 
 
-def _glob_escaped(text: str) -> str:
-    """``text`` as a literal in a Redis SCAN pattern."""
-    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
-
-
 #: A worker is shown as lost after three missed beats, and never sooner than this.
 LOST_AFTER = 5.0
 _FORGET_AFTER = 86400.0  # a lost worker's entry is dropped after a day
@@ -477,30 +473,12 @@ class RedisBroker(BaseBroker):
         ``{key}:corrupt`` (logged); True if any was. The keys of each limited task name
         (``{q}:limit:{name}``, ``{q}:running:{name}``, ``{q}:held:{name}``) are found
         by a scan: this runs only after Redis answered WRONGTYPE."""
-        expect = {self.queue_key + suffix: kind for suffix, kind in _KEY_TYPES.items()}
-        stem = _glob_escaped(self.queue_key)
-        for part, kind in _NAME_KEY_TYPES.items():
-            async for key in self.client.scan_iter(match=f"{stem}:{part}:*", count=1000):
-                name = key.decode(errors="replace") if isinstance(key, bytes) else str(key)
-                if not name.endswith(":corrupt"):
-                    expect[name] = kind
-        keys = list(expect)
-        found = await self.client.eval(
-            "local t = {} for i, k in ipairs(KEYS) do t[i] = redis.call('TYPE', k).ok end return t",
-            len(keys),
-            *keys,
+        q = self.queue_key
+        return await rename_wrong_types(
+            self.client,
+            {q + suffix: kind for suffix, kind in _KEY_TYPES.items()},
+            {f"{q}:{part}": kind for part, kind in _NAME_KEY_TYPES.items()},
         )
-        repaired = False
-        for key, kind, expected in zip(keys, found, expect.values(), strict=True):
-            kind = kind.decode() if isinstance(kind, bytes) else str(kind)
-            if kind not in ("none", expected):
-                logger.error(
-                    "Redis key %s holds a %s, not a %s: renamed to %s:corrupt",
-                    key, kind, expected, key,
-                )  # fmt: skip
-                await self.client.rename(key, f"{key}:corrupt")
-                repaired = True
-        return repaired
 
     # --------------------------------------------------------------- enqueue
     def encode(self, task: Task, submitted_at: Any, function: str | None) -> bytes:
