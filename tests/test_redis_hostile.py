@@ -117,6 +117,51 @@ async def test_a_name_index_or_unique_key_of_the_wrong_type_does_not_stop_submit
     await app.io_executor.broker.close()
 
 
+async def test_an_unusable_arrival_counter_starts_again(prefix: str) -> None:
+    submitter, worker = app_for(prefix), app_for(prefix)
+    broker = submitter.io_executor.broker
+    seq = f"{broker.queue_key}:seq"
+    client = broker.client
+    values = ["not a number", "99999999999999999999", "-5", "1099511627776"]
+    await submitter.start(workers=False)
+    ids = []
+    for i, value in enumerate(values):  # each breaks the next submit's queue entry
+        await client.set(seq, value)
+        ids.append(await submitter.submit("nap", i, 0.0))
+    await client.set(seq, "not a number")  # and the move of a delayed task to the queue
+    ids.append(await submitter.apply("nap", (9, 0.0), countdown=0.05))
+    await submitter.stop()
+    async with worker:
+        done = [await worker.wait_for_result(task_id, 10) for task_id in ids]
+    assert [r.result for r in done] == [0, 1, 2, 3, 9]
+    dead = [m.decode() for m in await client.lrange(broker.keys["dead"], 0, -1)]
+    assert dead == [f"malformed value of {seq}: {v}" for v in [*values, "not a number"]]
+    await broker.close()
+
+
+async def test_an_unusable_delivery_count_starts_again(
+    prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    submitter = app_for(prefix)
+    broker = submitter.io_executor.broker
+    await submitter.start(workers=False)
+    task_id = await submitter.submit("nap", 4, 0.0)
+    client = broker.client
+    # as if a worker took it and died: its lease has lapsed; and its count is garbage
+    await client.zrem(broker.keys["queue"], task_id)
+    await client.zadd(broker.keys["inflight"], {f"0:{task_id}": 0})
+    await client.hset(broker.keys["deliveries"], task_id, "garbage")
+    await submitter.stop()
+    worker = app_for(prefix)
+    async with worker:
+        record = await worker.wait_for_result(task_id, timeout=10)
+    assert record.status is TaskStatus.SUCCESS and record.result == 4
+    dead = [m.decode() for m in await client.lrange(broker.keys["dead"], 0, -1)]
+    assert dead == [f"malformed value of {broker.keys['deliveries']} for {task_id}"]
+    assert "Dead-lettered a malformed entry" in caplog.text
+    await broker.close()
+
+
 async def test_a_task_whose_payload_was_removed_ends_failed(prefix: str) -> None:
     submitter = app_for(prefix)
     await submitter.start(workers=False)

@@ -98,8 +98,27 @@ LUA_NOW = "local t = redis.call('TIME') local now = tonumber(t[1]) + tonumber(t[
 #: false: none of them has limits, whose bookkeeping is then skipped). Needs ``now`` and
 #: ``chunked`` (see :data:`~flowrra.redis_client.LUA_ROWS`). A row's sixth field, if any,
 #: is its limits (:mod:`~flowrra.brokers.redis_limits`): such a row is never leased at once.
+#: ``next_seq(q, n)``: the last of ``n`` new arrival numbers of queue ``q`` (a priority's
+#: tasks run in this order). A counter that a hostile or broken write left unusable (not
+#: a whole number, or outside the range a priority's scores give it) starts again, and
+#: its value is set aside in the dead-letter list: before, every submit failed on it.
+LUA_SEQ = f"""
+local function next_seq(q, n)
+  local key = q .. ':seq'
+  local s = redis.pcall('INCRBY', key, n)
+  if type(s) == 'number' and s >= n and s < 1099511627776 then return s end
+  local old = type(s) == 'number' and tostring(s - n) or redis.pcall('GET', key)
+  old = type(old) == 'string' and string.sub(old, 1, 200) or 'not a string'
+  redis.call('RPUSH', q .. ':dead', 'malformed value of ' .. key .. ': ' .. old)
+  redis.call('LTRIM', q .. ':dead', -{DEAD_LETTER_CAP}, -1)
+  redis.call('SET', key, n)
+  return n
+end
+"""
+
 LUA_QUEUE = (
     LUA_LIMITS_RELEASE
+    + LUA_SEQ
     + """
 local SLOT = 1099511627776
 local function enqueue(q, batch, claimed)
@@ -121,7 +140,7 @@ local function enqueue(q, batch, claimed)
     end
   end
   if #waits > 0 then  -- numbered in arrival order (no number needed when none waits)
-    local s = redis.call('INCRBY', q .. ':seq', #waits) - #waits
+    local s = next_seq(q, #waits) - #waits
     for i, r in ipairs(waits) do
       ready[#ready + 1] = r[2] * SLOT + s + i; ready[#ready + 1] = r[1]
     end
@@ -160,6 +179,7 @@ _TAKE = (
     LUA_NOW
     + LUA_LIMITS_RELEASE
     + LUA_LIMITS_TAKE
+    + LUA_SEQ
     + """
 local q, lease, count, maxd, cap = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]),
   tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -183,8 +203,9 @@ end
 for _, m in ipairs(redis.call('ZRANGEBYSCORE', DEL, '-inf', now, 'LIMIT', 0, 1000)) do
   local pr, id = split(m)
   if pr then
+    local seq = next_seq(q, 1)  -- first: nothing it may raise comes after the move
     redis.call('ZREM', DEL, m)
-    redis.call('ZADD', q, pr * SLOT + redis.call('INCR', q .. ':seq'), id)
+    redis.call('ZADD', q, pr * SLOT + seq, id)
   else
     reject(DEL, m)
   end
@@ -192,8 +213,17 @@ end
 for _, m in ipairs(redis.call('ZRANGEBYSCORE', INF, '-inf', now, 'LIMIT', 0, 1000)) do
   local pr, id = split(m)
   if pr then
+    local n = redis.pcall('HINCRBY', DLV, id, 1)
+    if type(n) ~= 'number' then
+      -- a key of the wrong type: raised before this task moves (the key is set aside
+      -- and the call made again); a count a write left unusable starts again
+      if redis.call('TYPE', DLV).ok ~= 'hash' then error(n.err) end
+      redis.call('RPUSH', DEAD, 'malformed value of ' .. DLV .. ' for ' .. id)
+      redis.call('LTRIM', DEAD, -cap, -1)
+      bad[#bad + 1] = DLV .. ' ' .. id
+      redis.call('HSET', DLV, id, 1)
+    end
     redis.call('ZREM', INF, m)
-    redis.call('HINCRBY', DLV, id, 1)
     redis.call('ZADD', q, pr * SLOT, id)
   else
     reject(INF, m)
