@@ -162,6 +162,22 @@ async def test_an_unusable_delivery_count_starts_again(
     await broker.close()
 
 
+async def test_limits_out_of_range_are_ignored_and_takes_go_on(prefix: str) -> None:
+    submitter = app_for(prefix)
+    broker = submitter.io_executor.broker
+    await submitter.start(workers=False)
+    ids = [await submitter.submit("nap", i, 0.0) for i in range(4)]
+    garbage = ["inf|0|0|nap", "1e308|1e308|0|nap", "0|0|1e300|nap", "nan|0|nan|nap"]
+    for task_id, entry in zip(ids, garbage, strict=True):  # a limits entry of each
+        await broker.client.hset(f"{broker.queue_key}:limits", task_id, entry)
+    await submitter.stop()
+    worker = app_for(prefix)
+    async with worker:  # they run as tasks without limits
+        done = [await worker.wait_for_result(task_id, timeout=10) for task_id in ids]
+    assert [r.result for r in done] == [0, 1, 2, 3]
+    await broker.close()
+
+
 async def test_a_task_whose_payload_was_removed_ends_failed(prefix: str) -> None:
     submitter = app_for(prefix)
     await submitter.start(workers=False)

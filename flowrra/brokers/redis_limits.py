@@ -40,7 +40,8 @@ def limits_field(task: Task) -> str | None:
 
 
 #: ``limits_of(q, id)``: a task's limits ``{t = interval, tau = slack, c = concurrency,
-#: name}`` or nil (none, or an entry that does not parse). ``release_all(q, given,
+#: name}`` or nil (none, or an entry that does not parse or is out of range: the task
+#: then runs without limits). ``release_all(q, given,
 #: gone)``: ``given`` is ``{priority, id, ...}`` of tasks that left their worker; frees
 #: their slots, marks their names' held tasks due and publishes one wake-up if any are;
 #: ``gone`` also forgets their limits (acknowledged). ``unpark_one(q, id)``: takes a
@@ -51,7 +52,12 @@ local function limits_of(q, id)
   if not s then return nil end
   local t, tau, c, name = string.match(s, '^([^|]*)|([^|]*)|([^|]*)|(.+)$')
   t, tau, c = tonumber(t), tonumber(tau), tonumber(c)
-  if not (t and tau and c) or t < 0 or tau < 0 or c < 0 then return nil end
+  -- finite and in range (an interval of up to 10^9 s, about 31 years), so no garbage
+  -- (an infinite interval, say) reaches the arithmetic and the keys of the take script
+  if not (t and tau and c) or not (t >= 0 and t <= 1e9 and tau >= 0 and tau <= 1e9)
+      or not (c >= 0 and c <= 1e9 and c == math.floor(c)) then
+    return nil
+  end
   return {t = t, tau = tau, c = c, name = name}
 end
 local function release_all(q, given, gone)
