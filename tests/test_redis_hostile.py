@@ -306,6 +306,41 @@ async def test_a_forged_dead_letter_notice_does_not_fail_a_queued_task(prefix: s
     await backend.close()
 
 
+async def test_forged_final_messages_never_end_a_wait(prefix: str) -> None:
+    submitter = app_for(prefix)
+    await submitter.start(workers=False)
+    backend = submitter.results_backend
+    await backend.listen()
+    heard, waited, replayed = [await submitter.submit("nap", i, 0.0) for i in range(3)]
+    origin = backend.origin  # every message this process publishes shows it
+    client = backend.client
+
+    async def forge(task_id: str, blob: bytes) -> None:
+        # a client that can publish but has no secret: garbage, or a record of the task
+        # that Redis holds (its signed PENDING blob) announced under a final status
+        await client.publish(backend.channel, f"{origin}|success|{task_id}|".encode() + blob)
+
+    pending_blob = await client.get(f"{backend.prefix}:result:{replayed}")
+    await forge(heard, b"garbage")  # heard while nobody waits: kept unverified
+    waiting = asyncio.ensure_future(submitter.wait_for_result(waited, timeout=30))
+    await until(lambda: asyncio.sleep(0, waited in backend._waiters))
+    await forge(waited, pending_blob.replace(replayed.encode(), waited.encode()))
+    await forge(waited, await client.get(f"{backend.prefix}:result:{waited}"))
+    await forge(replayed, pending_blob)
+    await until(lambda: asyncio.sleep(0, replayed in backend._recent))  # all heard
+    assert not waiting.done()
+    worker = app_for(prefix)
+    async with worker:
+        records = [
+            await submitter.wait_for_result(heard, timeout=10),
+            await waiting,
+            await submitter.wait_for_result(replayed, timeout=10),
+        ]
+    await submitter.stop()
+    assert [(r.status, r.result) for r in records] == [(TaskStatus.SUCCESS, i) for i in range(3)]
+    await backend.close()
+
+
 async def test_submit_only_with_a_generated_secret_warns(
     prefix: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -745,20 +745,39 @@ class RedisBackend(BaseResultBackend):
         """Wait for ``task_id`` to complete: subscribe first, then read, so no completion
         is missed; woken by the completion's message, never by polling. ``timeout``
         holds whatever Redis does (a paused or lost server included)."""
-        seen = self._recent.get(task_id)
+        seen = self._remembered(task_id)
         if seen is not None:  # completed, as this process saw: a final record never changes
-            return self._load(task_id, seen)
+            return seen
         try:
             async with asyncio.timeout(timeout):
                 return await self._wait_for(task_id)
         except TimeoutError:
             raise TaskTimeoutError(task_id, timeout) from None
 
+    def _remembered(self, task_id: str) -> TaskResult | None:
+        """The final record of ``task_id`` this process heard announced, if any. Verified
+        only now: one that fails (a message forged by a client without the secret) is
+        dropped, and the task waited for as if it had never been heard of."""
+        seen = self._recent.get(task_id)
+        if seen is None:
+            return None
+        try:
+            record = self._load(task_id, seen)
+        except Exception as exc:
+            self._recent.pop(task_id, None)
+            logger.error("Ignored a message on %s that failed verification: %s", self.channel, exc)
+            return None
+        if not record.is_complete:  # a replayed earlier state under a final status
+            self._recent.pop(task_id, None)
+            logger.error("Ignored a message on %s: not a final record of %s", self.channel, task_id)
+            return None
+        return record
+
     async def _wait_for(self, task_id: str) -> TaskResult:
         await self._listen()
-        seen = self._recent.get(task_id)
+        seen = self._remembered(task_id)
         if seen is not None:
-            return self._load(task_id, seen)
+            return seen
         future: asyncio.Future[TaskResult] = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(task_id, []).append(future)
         try:
@@ -869,6 +888,10 @@ class RedisBackend(BaseResultBackend):
         except Exception as exc:
             self._recent.pop(task_id, None)
             logger.error("Ignored a message on %s that failed verification: %s", self.channel, exc)
+            return
+        if wanted and not record.is_complete:  # a replayed earlier state under a final
+            self._recent.pop(task_id, None)  # status: the waiters wait for the real one
+            logger.error("Ignored a message on %s: not a final record of %s", self.channel, task_id)
             return
         if wanted:
             self._resolve(task_id, record)
