@@ -4,6 +4,7 @@ flowrra's keys never stop a worker and never make it run what was not submitted.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Awaitable, Callable
 
@@ -339,6 +340,30 @@ async def test_forged_final_messages_never_end_a_wait(prefix: str) -> None:
     await submitter.stop()
     assert [(r.status, r.result) for r in records] == [(TaskStatus.SUCCESS, i) for i in range(3)]
     await backend.close()
+
+
+async def test_malformed_worker_entries_are_skipped(prefix: str) -> None:
+    app = app_for(prefix)
+    broker = app.io_executor.broker
+    await app.start(workers=False)
+    try:
+        key = broker.keys["workers"]
+        now = time.time()
+        garbage = {
+            "not-json": "{", "a-list": "[1, 2]", "nan": '{"beat": "nan"}',
+            "infinite": '{"beat": 1e999}', "no-beat": "{}", "ancient": '{"beat": "1e9"}',
+            "a-string-beat": json.dumps({"beat": str(now - 1), "host": "elsewhere"}),
+        }  # fmt: skip
+        await broker.client.hset(key, mapping=garbage)
+        listed = await broker.workers()
+        left = {k.decode() for k in await broker.client.hkeys(key)}
+    finally:
+        await app.stop()
+    assert [(w["id"], w["beat"], w["host"]) for w in listed] == [
+        ("a-string-beat", now - 1, "elsewhere")
+    ]
+    assert "ancient" not in left and "not-json" in left  # lost for a day: dropped
+    await broker.close()
 
 
 async def test_submit_only_with_a_generated_secret_warns(

@@ -42,6 +42,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -754,13 +755,13 @@ class RedisBroker(BaseBroker):
             worker_id = key.decode(errors="replace")
             try:
                 info = json.loads(value)
-                beat = float(info["beat"])
-            except (ValueError, KeyError, TypeError):
+                beat = float(info["beat"])  # a number, or a string of one (both written
+                if not (isinstance(info, dict) and math.isfinite(beat)):  # by someone else)
+                    raise ValueError(beat)
+            except (ValueError, KeyError, TypeError, IndexError):
                 logger.warning(
                     "Skipped a malformed worker entry %r in %s", worker_id, self.keys["workers"]
                 )
-                continue
-            if not isinstance(info, dict):
                 continue
             age = now - beat
             if age > _FORGET_AFTER:
@@ -768,9 +769,8 @@ class RedisBroker(BaseBroker):
                 continue
             every = info.get("every")
             lost_after = max(LOST_AFTER, 3 * every) if isinstance(every, (int, float)) else 15.0
-            found.append(
-                {**info, "id": worker_id, "seconds_since_beat": age, "lost": age > lost_after}
-            )
+            entry = {**info, "id": worker_id, "beat": beat, "seconds_since_beat": age}
+            found.append({**entry, "lost": age > lost_after})
         if stale:
             await self.call("workers", lambda: self.client.hdel(self.keys["workers"], *stale))
         found.sort(key=lambda w: w["beat"], reverse=True)
