@@ -526,6 +526,39 @@ async def test_of_two_stores_marking_a_group_at_once_one_sees_it_complete(prefix
     assert again == (AGAIN, 100) and values == list(range(100))  # the first value stays
 
 
+async def test_a_workflow_hash_spoiled_by_someone_else_stops_only_that_workflow(
+    prefix: str,
+) -> None:
+    from flowrra.backends.redis import RedisBackend
+    from flowrra.clock import utcnow
+    from flowrra.serialization import Signer
+    from flowrra.workflows.graph import compile
+    from flowrra.workflows.redis_store import RedisWorkflowStore
+    from flowrra.workflows.store import ENDED, FIRST
+
+    app = Flowrra()
+    app.task()(add)
+    spec_for = app._io_executor._spec_for
+    graphs = [compile(group(call(add, i) for i in range(10)), spec_for, utcnow()) for _ in "abc"]
+    backend = RedisBackend(f"{REDIS_URL}?key_prefix={prefix}")
+    backend.signer = Signer(SECRET)
+    store = RedisWorkflowStore(backend)
+    try:
+        for graph in graphs:
+            await store.create(graph)
+        counted, retyped, _healthy = graphs
+        await backend.client.hset(store.key(counted.id), "c:0", "garbage")  # a count
+        await backend.client.delete(store.key(retyped.id))
+        await backend.client.set(store.key(retyped.id), "not a hash")  # the whole hash
+        marks = await asyncio.gather(  # one script call marks all three
+            *(store.mark(g.id, node, i, 0) for g in graphs for i, node in enumerate(g.children[0]))
+        )
+    finally:
+        await backend.close()
+    assert marks[:20] == [(ENDED, -1)] * 20  # the spoiled two end there
+    assert marks[20:] == [(FIRST, i) for i in range(1, 11)]  # the other one goes on
+
+
 async def test_a_step_whose_payload_vanished_ends_its_workflow_failed(prefix: str) -> None:
     """A step failed without running (its payload removed from Redis) is a step's end
     too: the workflow ends FAILED naming it, instead of staying RUNNING for ever."""

@@ -41,14 +41,16 @@ _BATCH = 2000  # operations per script call
 
 # ARGV: (op, key, node, group, blob) x n. op 'm' marks node done (keeping blob as its
 # value and counting it in group when given), 'l' notes node launched. Returns
-# (state, count) per op: 0 marked now, 1 marked before, 2 ended or gone.
+# (state, count) per op: 0 marked now, 1 marked before, 2 ended or gone. A workflow
+# whose hash someone else made unusable (another type of key, a count that is not a
+# number) is taken as gone: the ops of the other workflows in the call go on.
 _MARK = """
 local out, live = {}, {}
 for i = 1, #ARGV, 5 do
   local op, key, node, group, blob = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
   local state, count = 0, -1
   if live[key] == nil then  -- once per workflow per call: no op here can end it
-    live[key] = redis.call('EXISTS', key) == 1 and redis.call('HEXISTS', key, 'end') == 0
+    live[key] = redis.pcall('HEXISTS', key, 'end') == 0 and redis.call('EXISTS', key) == 1
   end
   if not live[key] then
     state = 2
@@ -56,10 +58,13 @@ for i = 1, #ARGV, 5 do
     redis.call('HSET', key, 'l:' .. node, 1)
   elseif redis.call('HSETNX', key, 'd:' .. node, 1) == 1 then
     if blob ~= '' then redis.call('HSET', key, 'v:' .. node, blob) end
-    if group ~= '' then count = redis.call('HINCRBY', key, 'c:' .. group, 1) end
+    if group ~= '' then count = redis.pcall('HINCRBY', key, 'c:' .. group, 1) end
   else
     state = 1
     if group ~= '' then count = tonumber(redis.call('HGET', key, 'c:' .. group) or '0') end
+  end
+  if type(count) ~= 'number' then  -- a count overwritten with garbage
+    state, count, live[key] = 2, -1, false
   end
   out[#out + 1] = state
   out[#out + 1] = count
