@@ -179,6 +179,24 @@ async def test_limits_out_of_range_are_ignored_and_takes_go_on(prefix: str) -> N
     await broker.close()
 
 
+async def test_a_unique_key_entry_out_of_range_lets_its_key_go_at_once(prefix: str) -> None:
+    submitter = app_for(prefix)
+    backend = submitter.results_backend
+    await submitter.start(workers=False)
+    ids = [await submitter.apply("nap", (i, 0.0), unique_key=f"k{i}") for i in range(3)]
+    entries = ["inf|k0", "1e300|k1", "nan|k2"]  # what each holds, rewritten by someone
+    for task_id, entry in zip(ids, entries, strict=True):
+        await backend.client.hset(f"{backend.prefix}:unique_keys", task_id, entry)
+    await submitter.stop()
+    worker = app_for(prefix)
+    async with worker:
+        done = [await worker.wait_for_result(task_id, timeout=10) for task_id in ids]
+        assert [r.result for r in done] == [0, 1, 2]
+        fresh = await worker.apply("nap", (3, 0.0), unique_key="k0")  # the key is free
+        assert fresh not in ids and (await worker.wait_for_result(fresh, 10)).result == 3
+    await backend.close()
+
+
 async def test_a_task_whose_payload_was_removed_ends_failed(prefix: str) -> None:
     submitter = app_for(prefix)
     await submitter.start(workers=False)

@@ -73,7 +73,7 @@ local function release_unique(p, id)
   keep = tonumber(keep)
   local ukey = p .. ':unique:' .. (key or '')
   if not keep or redis.call('GET', ukey) ~= id then return end
-  if keep > 0 then
+  if keep > 0 and keep <= 1e9 then  -- else (0, or garbage written by someone else): now
     redis.call('PEXPIRE', ukey, math.max(1, math.floor(keep * 1000)))
   else
     redis.call('DEL', ukey)
