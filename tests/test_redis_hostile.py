@@ -197,6 +197,19 @@ async def test_a_unique_key_entry_out_of_range_lets_its_key_go_at_once(prefix: s
     await backend.close()
 
 
+async def test_a_rate_step_written_far_ahead_does_not_stall_its_task(prefix: str) -> None:
+    app = app_for(prefix)
+    app.task(name="paced", rate_limit="100/s")(redis_app.nap)
+    client = app.io_executor.broker.client
+    key = f"{app.io_executor.broker.queue_key}:limit:paced"
+    async with app:
+        for i, value in enumerate(["inf", "nan", "1e300", str(time.time() + 3600)]):
+            await client.set(key, value)  # when the next start may come, rewritten
+            record = await app.wait_for_result(await app.submit("paced", i, 0.0), 10)
+            assert record.result == i
+    await app.io_executor.broker.close()
+
+
 async def test_a_task_whose_payload_was_removed_ends_failed(prefix: str) -> None:
     submitter = app_for(prefix)
     await submitter.start(workers=False)

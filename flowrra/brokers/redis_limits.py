@@ -104,7 +104,11 @@ local function holders(q, L)
   return n
 end
 local function tat_of(q, L)
-  return math.max(tonumber(redis.call('GET', q .. ':limit:' .. L.name) or '') or 0, now)
+  local tat = tonumber(redis.call('GET', q .. ':limit:' .. L.name) or '') or 0
+  -- a grant writes at most one interval and its slack ahead of now: a value further on
+  -- (or not a number: written by someone else) counts as none, or that name would stall
+  if not (tat <= now + L.t + L.tau + 1) then tat = 0 end
+  return math.max(tat, now)
 end
 local function limit_wait(q, L)
   if L.c > 0 and holders(q, L) >= L.c then return -1 end
