@@ -210,6 +210,23 @@ async def test_a_rate_step_written_far_ahead_does_not_stall_its_task(prefix: str
     await app.io_executor.broker.close()
 
 
+async def test_queue_scores_no_submit_gives_leave_nothing_in_flight(prefix: str) -> None:
+    submitter = app_for(prefix)
+    broker = submitter.io_executor.broker
+    await submitter.start(workers=False)
+    ids = [await submitter.submit("nap", i, 0.0) for i in range(4)]
+    scores = [float("inf"), float("-inf"), 1e300, -1e300]  # rewritten by someone else
+    await broker.client.zadd(broker.keys["queue"], dict(zip(ids, scores, strict=True)))
+    await submitter.stop()
+    worker = app_for(prefix)
+    async with worker:
+        done = [await worker.wait_for_result(task_id, timeout=10) for task_id in ids]
+    assert sorted(r.result for r in done) == [0, 1, 2, 3]
+    counts = await broker.counts()  # after stop: acknowledgements are flushed
+    assert counts == {"queued": 0, "delayed": 0, "inflight": 0, "dead": 0, "held": 0}
+    await broker.close()
+
+
 async def test_a_task_whose_payload_was_removed_ends_failed(prefix: str) -> None:
     submitter = app_for(prefix)
     await submitter.start(workers=False)

@@ -237,6 +237,9 @@ local popped = redis.call('ZPOPMIN', q, count)
 for i = 1, #popped, 2 do
   local id = popped[i]
   local pr = math.floor(tonumber(popped[i + 1]) / SLOT)
+  -- a score no submit gives (written by someone else): the task goes as priority 0,
+  -- so that its lease and its acknowledgement name the same member
+  if not (pr >= -2000 and pr <= 2000) then pr = 0 end
   local blob = redis.call('HGET', PAY, id)
   if blob and limited and held_back(q, id, pr, popped[i + 1], lease) then
     blob = nil  -- held back by its limits: it waits in Redis, holding no worker
