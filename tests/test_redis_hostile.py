@@ -227,6 +227,28 @@ async def test_queue_scores_no_submit_gives_leave_nothing_in_flight(prefix: str)
     await broker.close()
 
 
+async def test_a_record_key_of_another_type_is_set_aside_with_a_clear_error(
+    prefix: str,
+) -> None:
+    submitter = app_for(prefix)
+    backend = submitter.results_backend
+    await submitter.start(workers=False)
+    task_id = await submitter.submit("nap", 5, 0.0)
+    key = f"{backend.prefix}:result:{task_id}"
+    await backend.client.delete(key)
+    await backend.client.hset(key, "not", "a record")  # written by something else
+    with pytest.raises(SignatureError, match=rf"Redis held a hash there.*{key}:corrupt"):
+        await submitter.get_result(task_id)
+    assert await submitter.get_result(task_id) is None  # set aside: no record now
+    assert await backend.client.hgetall(f"{key}:corrupt") == {b"not": b"a record"}
+    worker = app_for(prefix)
+    async with worker:  # the task still runs, and its records are written again
+        record = await submitter.wait_for_result(task_id, timeout=10)
+    await submitter.stop()
+    assert record.status is TaskStatus.SUCCESS and record.result == 5
+    await backend.close()
+
+
 async def test_a_task_whose_payload_was_removed_ends_failed(prefix: str) -> None:
     submitter = app_for(prefix)
     await submitter.start(workers=False)

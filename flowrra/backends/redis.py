@@ -254,6 +254,15 @@ return claimed
 """
 )
 
+# KEYS[1] a record key, ARGV[1] its new name: renamed if it holds anything but a string;
+# returns that type, else false.
+_SET_ASIDE_KEY = """
+local kind = redis.call('TYPE', KEYS[1]).ok
+if kind == 'none' or kind == 'string' then return false end
+redis.call('RENAME', KEYS[1], ARGV[1])
+return kind
+"""
+
 _PRUNE_SCRIPT = LUA_NOW + LUA_ROWS + _LUA_RECORDS + "return prune(ARGV[1], tonumber(ARGV[2]))\n"
 
 
@@ -719,9 +728,23 @@ class RedisBackend(BaseResultBackend):
         Raises:
             SignatureError: the record in Redis does not verify (written with another
                 secret key, or copied from another task's record); it is set aside in
-                ``{p}:dead`` and never unpickled.
+                ``{p}:dead`` and never unpickled. Or the record's key holds another type
+                of value (a hash, say); it is renamed to ``{key}:corrupt``.
         """
-        blob = await self.call("read", lambda: self.client.get(self._key(task_id)))
+        key = self._key(task_id)
+        try:
+            blob = await self.call("read", lambda: self.client.get(key))
+        except BackendError as exc:
+            if "WRONGTYPE" not in str(exc):
+                raise
+            kind = await self._set_aside_key(task_id, key)
+            if kind is None:  # a record was written there meanwhile
+                return await self.get(task_id)
+            raise SignatureError(
+                f"The record of task {task_id} in {redacted(self.url)} was not a record "
+                f"(Redis held a {kind} there, written by something other than flowrra): "
+                f"it was set aside as {key}:corrupt"
+            ) from None
         if blob is None:
             return None
         try:
@@ -733,6 +756,24 @@ class RedisBackend(BaseResultBackend):
                 f"check ({exc}): it was written with another secret key or copied from "
                 f"another task. It was set aside in {self.prefix}:dead"
             ) from None
+
+    async def _set_aside_key(self, task_id: str, key: str) -> str | None:
+        """Rename the record key of ``task_id``, which holds another type of value than a
+        record (written by something other than flowrra), to ``{key}:corrupt`` (logged),
+        and return that type: checked and renamed in one step, so a record written
+        meanwhile stays (None then)."""
+        kind = await self.call(
+            "read",
+            lambda: self.client.eval(_SET_ASIDE_KEY, 1, key, f"{key}:corrupt"),
+        )
+        if not kind:
+            return None
+        kind = kind.decode() if isinstance(kind, bytes) else str(kind)
+        logger.error(
+            "The record key of task %s held a %s, not a record: renamed to %s:corrupt",
+            task_id, kind, key,
+        )  # fmt: skip
+        return kind
 
     async def _set_aside(self, task_id: str, blob: bytes, reason: BaseException) -> None:
         logger.error("Record of task %s failed verification (%s): set aside", task_id, reason)
