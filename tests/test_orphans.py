@@ -243,6 +243,9 @@ async def main():
     pool = ProcessPool(1, {method!r})
     try:
         await pool.start()
+        # the worker has run something: its exec is done (start() returns once it is
+        # launched, and a spawned child shows this script's command line until then)
+        assert await pool.run(os.getpid, (), {{}}) == pool.pids[0]
         worker = psutil.Process(pool.pids[0])
         print(worker.ppid() == os.getpid(), "multiprocessing.forkserver" in " ".join(
             worker.cmdline()), "multiprocessing.spawn" in " ".join(worker.cmdline()))
