@@ -805,14 +805,17 @@ class RedisBackend(BaseResultBackend):
         try:
             record = self._load(task_id, seen)
         except Exception as exc:
-            self._recent.pop(task_id, None)
-            logger.error("Ignored a message on %s that failed verification: %s", self.channel, exc)
+            self._ignore(task_id, f"it failed verification: {exc}")
             return None
         if not record.is_complete:  # a replayed earlier state under a final status
-            self._recent.pop(task_id, None)
-            logger.error("Ignored a message on %s: not a final record of %s", self.channel, task_id)
+            self._ignore(task_id, "not a final record")
             return None
         return record
+
+    def _ignore(self, task_id: str, why: str) -> None:
+        """Forget a message heard for ``task_id`` that is not to be trusted (logged)."""
+        self._recent.pop(task_id, None)
+        logger.error("Ignored a message on %s for task %s: %s", self.channel, task_id, why)
 
     async def _wait_for(self, task_id: str) -> TaskResult:
         await self._listen()
@@ -927,12 +930,10 @@ class RedisBackend(BaseResultBackend):
         try:
             record = self._load(task_id, blob)
         except Exception as exc:
-            self._recent.pop(task_id, None)
-            logger.error("Ignored a message on %s that failed verification: %s", self.channel, exc)
+            self._ignore(task_id, f"it failed verification: {exc}")
             return
         if wanted and not record.is_complete:  # a replayed earlier state under a final
-            self._recent.pop(task_id, None)  # status: the waiters wait for the real one
-            logger.error("Ignored a message on %s: not a final record of %s", self.channel, task_id)
+            self._ignore(task_id, "not a final record")  # status: waiters wait on
             return
         if wanted:
             self._resolve(task_id, record)

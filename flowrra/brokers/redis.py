@@ -99,19 +99,25 @@ LUA_NOW = "local t = redis.call('TIME') local now = tonumber(t[1]) + tonumber(t[
 #: false: none of them has limits, whose bookkeeping is then skipped). Needs ``now`` and
 #: ``chunked`` (see :data:`~flowrra.redis_client.LUA_ROWS`). A row's sixth field, if any,
 #: is its limits (:mod:`~flowrra.brokers.redis_limits`): such a row is never leased at once.
-#: ``next_seq(q, n)``: the last of ``n`` new arrival numbers of queue ``q`` (a priority's
-#: tasks run in this order). A counter that a hostile or broken write left unusable (not
-#: a whole number, or outside the range a priority's scores give it) starts again, and
-#: its value is set aside in the dead-letter list: before, every submit failed on it.
+#: ``SLOT``: the score span of one priority in the queue (a priority's tasks are numbered
+#: within it). ``dead_letter(q, text)``: notes ``text`` in queue ``q``'s dead-letter list
+#: (the newest :data:`DEAD_LETTER_CAP` kept). ``next_seq(q, n)``: the last of ``n`` new
+#: arrival numbers of queue ``q``. A counter that a hostile or broken write left unusable
+#: (not a whole number, or outside ``SLOT``) starts again, and its value is dead-lettered:
+#: before, every submit failed on it.
 LUA_SEQ = f"""
+local SLOT = 1099511627776
+local function dead_letter(q, text)
+  redis.call('RPUSH', q .. ':dead', text)
+  redis.call('LTRIM', q .. ':dead', -{DEAD_LETTER_CAP}, -1)
+end
 local function next_seq(q, n)
   local key = q .. ':seq'
   local s = redis.pcall('INCRBY', key, n)
-  if type(s) == 'number' and s >= n and s < 1099511627776 then return s end
+  if type(s) == 'number' and s >= n and s < SLOT then return s end
   local old = type(s) == 'number' and tostring(s - n) or redis.pcall('GET', key)
   old = type(old) == 'string' and string.sub(old, 1, 200) or 'not a string'
-  redis.call('RPUSH', q .. ':dead', 'malformed value of ' .. key .. ': ' .. old)
-  redis.call('LTRIM', q .. ':dead', -{DEAD_LETTER_CAP}, -1)
+  dead_letter(q, 'malformed value of ' .. key .. ': ' .. old)
   redis.call('SET', key, n)
   return n
 end
@@ -121,7 +127,6 @@ LUA_QUEUE = (
     LUA_LIMITS_RELEASE
     + LUA_SEQ
     + """
-local SLOT = 1099511627776
 local function enqueue(q, batch, claimed)
   local n = #batch
   if n == 0 then return 0 end
@@ -172,7 +177,7 @@ _ENQUEUE = LUA_NOW + LUA_ROWS + LUA_QUEUE + "return enqueue(ARGV[1], rows(ARGV[2
 
 _ACK = LUA_NOW + LUA_ROWS + LUA_QUEUE + "ack(ARGV[1], cjson.decode(ARGV[2])) return 1\n"
 
-# ARGV: q, lease, count, max_deliveries, dead-letter cap. Returns
+# ARGV: q, lease, count, max_deliveries. Returns
 # {taken (id, priority, blob, poisoned) x n, missing ids, malformed members,
 #  next delayed due, next lease deadline, now}; poisoned is the deliveries of a task
 # delivered too often, -1 for a task re-delivered after a cancel was asked, else 0.
@@ -182,11 +187,10 @@ _TAKE = (
     + LUA_LIMITS_TAKE
     + LUA_SEQ
     + """
-local q, lease, count, maxd, cap = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]),
-  tonumber(ARGV[4]), tonumber(ARGV[5])
-local SLOT = 1099511627776
-local INF, DEL, PAY, DEAD, DLV = q .. ':inflight', q .. ':delayed', q .. ':payloads',
-  q .. ':dead', q .. ':deliveries'
+local q, lease, count, maxd = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]),
+  tonumber(ARGV[4])
+local INF, DEL, PAY, DLV = q .. ':inflight', q .. ':delayed', q .. ':payloads',
+  q .. ':deliveries'
 local bad = {}
 local function split(m)
   local sep = string.find(m, ':', 1, true)
@@ -197,8 +201,7 @@ local function split(m)
 end
 local function reject(key, m)
   redis.call('ZREM', key, m)
-  redis.call('RPUSH', DEAD, 'malformed member of ' .. key .. ': ' .. m)
-  redis.call('LTRIM', DEAD, -cap, -1)
+  dead_letter(q, 'malformed member of ' .. key .. ': ' .. m)
   bad[#bad + 1] = key .. ' ' .. m
 end
 for _, m in ipairs(redis.call('ZRANGEBYSCORE', DEL, '-inf', now, 'LIMIT', 0, 1000)) do
@@ -219,8 +222,7 @@ for _, m in ipairs(redis.call('ZRANGEBYSCORE', INF, '-inf', now, 'LIMIT', 0, 100
       -- a key of the wrong type: raised before this task moves (the key is set aside
       -- and the call made again); a count a write left unusable starts again
       if redis.call('TYPE', DLV).ok ~= 'hash' then error(n.err) end
-      redis.call('RPUSH', DEAD, 'malformed value of ' .. DLV .. ' for ' .. id)
-      redis.call('LTRIM', DEAD, -cap, -1)
+      dead_letter(q, 'malformed value of ' .. DLV .. ' for ' .. id)
       bad[#bad + 1] = DLV .. ' ' .. id
       redis.call('HSET', DLV, id, 1)
     end
@@ -573,7 +575,7 @@ class RedisBroker(BaseBroker):
         """Lease up to ``count`` tasks (see :class:`Taken`). A wake-up published from now
         on ends the next :meth:`wait` at once."""
         self._woken.clear()
-        args = [self.queue_key, self.lease, count, self.max_deliveries, DEAD_LETTER_CAP]
+        args = [self.queue_key, self.lease, count, self.max_deliveries]
         _ = self.client  # makes the take line with it
         line = self._take_line
         assert line is not None
@@ -758,10 +760,10 @@ class RedisBroker(BaseBroker):
             worker_id = key.decode(errors="replace")
             try:
                 info = json.loads(value)
-                beat = float(info["beat"])  # a number, or a string of one (both written
-                if not (isinstance(info, dict) and math.isfinite(beat)):  # by someone else)
+                beat = float(info["beat"])  # a number, or a string of one (written by
+                if not math.isfinite(beat):  # someone else); info a dict (else TypeError)
                     raise ValueError(beat)
-            except (ValueError, KeyError, TypeError, IndexError):
+            except (ValueError, KeyError, TypeError):
                 logger.warning(
                     "Skipped a malformed worker entry %r in %s", worker_id, self.keys["workers"]
                 )
@@ -772,8 +774,10 @@ class RedisBroker(BaseBroker):
                 continue
             every = info.get("every")
             lost_after = max(LOST_AFTER, 3 * every) if isinstance(every, (int, float)) else 15.0
-            entry = {**info, "id": worker_id, "beat": beat, "seconds_since_beat": age}
-            found.append({**entry, "lost": age > lost_after})
+            found.append(
+                {**info, "id": worker_id, "beat": beat, "seconds_since_beat": age,
+                 "lost": age > lost_after}
+            )  # fmt: skip
         if stale:
             await self.call("workers", lambda: self.client.hdel(self.keys["workers"], *stale))
         found.sort(key=lambda w: w["beat"], reverse=True)

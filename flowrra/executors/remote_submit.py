@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import importlib
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from flowrra.backends.redis import RedisBackend, task_item
 from flowrra.brokers.redis import TakenTask
@@ -71,9 +71,12 @@ class RemoteSubmit:
         stored in Redis once; concurrent first submits wait for that one write."""
         func = spec.func
         known = self._digests.get(func)
+        if _shipped(known):
+            return known[0]
         if known is None:
             known = self._digests[func] = await self._ship(func)
-        elif known[1] is not None and not known[1].is_set():
+        else:  # being shipped by another submit: wait for that one write
+            assert known[1] is not None
             await known[1].wait()
             if self._digests.get(func) is not known:  # the write failed: try it here
                 return await self.digest(spec)
@@ -107,10 +110,9 @@ class RemoteSubmit:
         if backend is None:
             return (await self.submit(spec, [(args, kwargs)], priority, None))[0]
         known = self._digests.get(spec.func)
-        if known is not None and (known[1] is None or known[1].is_set()):
-            digest = known[0]  # the common case, without a coroutine of its own
-        else:  # the first submit of a function, or one being shipped (the first submits
-            digest = await self.digest(spec)  # of a notebook's function arrive together)
+        # the common case without a coroutine of its own; else the first submit of a
+        # function, or one while it is shipped (a notebook function's first submits)
+        digest = known[0] if _shipped(known) else await self.digest(spec)
         task = _task_for(spec, args, kwargs, priority, None)
         submitted_at = timestamp()
         executor = self.executor
@@ -337,6 +339,14 @@ class RemoteSubmit:
         listens)."""
         if self.executor.events.has_subscribers:
             self.announce([pending_record(item.task, item.submitted_at) for item in taken])
+
+
+def _shipped(
+    known: tuple[str | None, asyncio.Event | None] | None,
+) -> TypeGuard[tuple[str | None, asyncio.Event | None]]:
+    """Whether a function's :attr:`RemoteSubmit._digests` entry is final (its digest
+    known, and stored in Redis if it ships by value)."""
+    return known is not None and (known[1] is None or known[1].is_set())
 
 
 def _new_task(
